@@ -1,6 +1,11 @@
 // Package config holds mailproxy's configuration: every GMP_* variable of the
 // contract (config-metrics-cli.md §1), with its default in the struct tag so
 // that `mail-proxy config` can print them all from one place.
+//
+// Sources, strongest first: command-line flags (set by the CLI on the loaded
+// struct), the environment, the INI config file, the tag default. Load reads
+// the last three; Validate checks the result once flags are applied; Print
+// lists every variable; NewLogger builds the slog logger it configures.
 package config
 
 import (
@@ -10,7 +15,7 @@ import (
 // Config is the whole configuration of one mail-proxy instance.
 type Config struct {
 	Host         string `env:"GMP_HOST" envDefault:"0.0.0.0" ini:"host" doc:"listen address"`
-	Port         int    `env:"GMP_PORT" envDefault:"8000" ini:"port" doc:"listen port (1..65535)"`
+	Port         int    `env:"GMP_PORT" envDefault:"8000" ini:"port" doc:"listen port (0..65535; 0 picks a free port)"`
 	DBPath       string `env:"GMP_DB_PATH" envDefault:"./mail_service.db" ini:"db_path" doc:"SQLite file, or postgres:// / postgresql:// DSN"`
 	DatabaseURL  string `env:"GMP_DATABASE_URL" ini:"database_url" doc:"as GMP_DB_PATH; wins when both are set"`
 	APIToken     string `env:"GMP_API_TOKEN" ini:"api_token" doc:"admin token (generated and stored when unset)" secret:"true"`
@@ -21,19 +26,19 @@ type Config struct {
 	LogFormat           string `env:"GMP_LOG_FORMAT" envDefault:"text" ini:"log_format" doc:"text or json"`
 	LogDeliveryActivity bool   `env:"GMP_LOG_DELIVERY_ACTIVITY" envDefault:"false" ini:"log_delivery_activity" doc:"log every attempt and outcome"`
 
-	SchedulerActive        bool    `env:"GMP_SCHEDULER_ACTIVE" envDefault:"true" ini:"scheduler_active" doc:"run dispatcher and report loop"`
-	TestMode               bool    `env:"GMP_TEST_MODE" envDefault:"false" ini:"test_mode" doc:"work only on run-now"`
-	SendLoopInterval       Seconds `env:"GMP_SEND_LOOP_INTERVAL" envDefault:"0.5" ini:"send_loop_interval" doc:"fallback poll, seconds (>= 0.05)"`
-	DefaultPriority        string  `env:"GMP_DEFAULT_PRIORITY" envDefault:"2" ini:"default_priority" doc:"0..3 or immediate/high/medium/low"`
-	BatchSizePerAccount    int     `env:"GMP_BATCH_SIZE_PER_ACCOUNT" envDefault:"50" ini:"batch_size_per_account" doc:"messages per account per claim round"`
-	MaxEnqueueBatch        int     `env:"GMP_MAX_ENQUEUE_BATCH" envDefault:"1000" ini:"max_enqueue_batch" doc:"messages per add-messages request"`
-	MaxSends               int     `env:"GMP_MAX_SENDS" envDefault:"10" ini:"max_sends" doc:"concurrent SMTP transactions per instance"`
-	MaxSendsPerAccount     int     `env:"GMP_MAX_SENDS_PER_ACCOUNT" envDefault:"3" ini:"max_sends_per_account" doc:"concurrent SMTP transactions per account"`
-	PoolSize               int     `env:"GMP_POOL_SIZE" envDefault:"5" ini:"pool_size" doc:"open SMTP connections per account"`
-	MaxRetries             int     `env:"GMP_MAX_RETRIES" envDefault:"5" ini:"max_retries" doc:"retry budget for temporary failures"`
-	RetryDelays            []int   `env:"GMP_RETRY_DELAYS" envDefault:"60,300,900,3600,7200" envSeparator:"," ini:"retry_delays" doc:"retry delays in seconds; the last repeats"`
-	ClaimLeaseSeconds      int     `env:"GMP_CLAIM_LEASE_SECONDS" envDefault:"60" ini:"claim_lease_seconds" doc:"claim lease, seconds"`
-	ShutdownTimeout        Seconds `env:"GMP_SHUTDOWN_TIMEOUT" envDefault:"30" ini:"shutdown_timeout" doc:"grace for in-flight sends, seconds"`
+	SchedulerActive     bool    `env:"GMP_SCHEDULER_ACTIVE" envDefault:"true" ini:"scheduler_active" doc:"run dispatcher and report loop"`
+	TestMode            bool    `env:"GMP_TEST_MODE" envDefault:"false" ini:"test_mode" doc:"work only on run-now"`
+	SendLoopInterval    Seconds `env:"GMP_SEND_LOOP_INTERVAL" envDefault:"0.5" ini:"send_loop_interval" doc:"fallback poll, seconds (>= 0.05)"`
+	DefaultPriority     string  `env:"GMP_DEFAULT_PRIORITY" envDefault:"2" ini:"default_priority" doc:"0..3 or immediate/high/medium/low"`
+	BatchSizePerAccount int     `env:"GMP_BATCH_SIZE_PER_ACCOUNT" envDefault:"50" ini:"batch_size_per_account" doc:"messages per account per claim round"`
+	MaxEnqueueBatch     int     `env:"GMP_MAX_ENQUEUE_BATCH" envDefault:"1000" ini:"max_enqueue_batch" doc:"messages per add-messages request"`
+	MaxSends            int     `env:"GMP_MAX_SENDS" envDefault:"10" ini:"max_sends" doc:"concurrent SMTP transactions per instance"`
+	MaxSendsPerAccount  int     `env:"GMP_MAX_SENDS_PER_ACCOUNT" envDefault:"3" ini:"max_sends_per_account" doc:"concurrent SMTP transactions per account"`
+	PoolSize            int     `env:"GMP_POOL_SIZE" envDefault:"5" ini:"pool_size" doc:"open SMTP connections per account"`
+	MaxRetries          int     `env:"GMP_MAX_RETRIES" envDefault:"5" ini:"max_retries" doc:"retry budget for temporary failures"`
+	RetryDelays         []int   `env:"GMP_RETRY_DELAYS" envDefault:"60,300,900,3600,7200" envSeparator:"," ini:"retry_delays" doc:"retry delays in seconds; the last repeats"`
+	ClaimLeaseSeconds   int     `env:"GMP_CLAIM_LEASE_SECONDS" envDefault:"60" ini:"claim_lease_seconds" doc:"claim lease, seconds"`
+	ShutdownTimeout     Seconds `env:"GMP_SHUTDOWN_TIMEOUT" envDefault:"30" ini:"shutdown_timeout" doc:"grace for in-flight sends, seconds"`
 
 	ClientSyncURL      string  `env:"GMP_CLIENT_SYNC_URL" ini:"client_sync_url" doc:"global sync URL"`
 	ClientSyncUser     string  `env:"GMP_CLIENT_SYNC_USER" ini:"client_sync_user" doc:"global sync basic-auth user"`
@@ -52,22 +57,22 @@ type Config struct {
 	AttachmentBaseDir      string  `env:"GMP_ATTACHMENT_BASE_DIR" ini:"attachment_base_dir" doc:"filesystem attachment root (unset: mode off)"`
 	AttachmentAllowPrivate bool    `env:"GMP_ATTACHMENT_ALLOW_PRIVATE" envDefault:"false" ini:"attachment_allow_private" doc:"http_url may reach private addresses"`
 
-	CacheMemoryMaxMB       float64 `env:"GMP_CACHE_MEMORY_MAX_MB" envDefault:"50" ini:"cache_memory_max_mb" doc:"memory cache size, MB"`
-	CacheMemoryTTL         Seconds `env:"GMP_CACHE_MEMORY_TTL_SECONDS" envDefault:"300" ini:"cache_memory_ttl_seconds" doc:"memory cache TTL, seconds"`
-	CacheDiskDir           string  `env:"GMP_CACHE_DISK_DIR" ini:"cache_disk_dir" doc:"disk cache directory (unset: tier off)"`
-	CacheDiskMaxMB         float64 `env:"GMP_CACHE_DISK_MAX_MB" envDefault:"500" ini:"cache_disk_max_mb" doc:"disk cache size, MB"`
-	CacheDiskTTL           Seconds `env:"GMP_CACHE_DISK_TTL_SECONDS" envDefault:"3600" ini:"cache_disk_ttl_seconds" doc:"disk cache TTL, seconds"`
-	CacheDiskThresholdKB   int     `env:"GMP_CACHE_DISK_THRESHOLD_KB" envDefault:"100" ini:"cache_disk_threshold_kb" doc:"items from this size go to disk, KB"`
+	CacheMemoryMaxMB     float64 `env:"GMP_CACHE_MEMORY_MAX_MB" envDefault:"50" ini:"cache_memory_max_mb" doc:"memory cache size, MB"`
+	CacheMemoryTTL       Seconds `env:"GMP_CACHE_MEMORY_TTL_SECONDS" envDefault:"300" ini:"cache_memory_ttl_seconds" doc:"memory cache TTL, seconds"`
+	CacheDiskDir         string  `env:"GMP_CACHE_DISK_DIR" ini:"cache_disk_dir" doc:"disk cache directory (unset: tier off)"`
+	CacheDiskMaxMB       float64 `env:"GMP_CACHE_DISK_MAX_MB" envDefault:"500" ini:"cache_disk_max_mb" doc:"disk cache size, MB"`
+	CacheDiskTTL         Seconds `env:"GMP_CACHE_DISK_TTL_SECONDS" envDefault:"3600" ini:"cache_disk_ttl_seconds" doc:"disk cache TTL, seconds"`
+	CacheDiskThresholdKB int     `env:"GMP_CACHE_DISK_THRESHOLD_KB" envDefault:"100" ini:"cache_disk_threshold_kb" doc:"items from this size go to disk, KB"`
 
-	BounceEnabled      bool    `env:"GMP_BOUNCE_ENABLED" envDefault:"false" ini:"bounce_enabled" doc:"bounce processing"`
-	BounceIMAPHost     string  `env:"GMP_BOUNCE_IMAP_HOST" ini:"bounce_imap_host" doc:"bounce IMAP host"`
-	BounceIMAPUser     string  `env:"GMP_BOUNCE_IMAP_USER" ini:"bounce_imap_user" doc:"bounce IMAP user"`
-	BounceIMAPPassword string  `env:"GMP_BOUNCE_IMAP_PASSWORD" ini:"bounce_imap_password" doc:"bounce IMAP password" secret:"true"`
-	BounceIMAPSSL      bool    `env:"GMP_BOUNCE_IMAP_SSL" envDefault:"false" ini:"bounce_imap_ssl" doc:"bounce IMAP over TLS"`
-	BounceIMAPPort     int     `env:"GMP_BOUNCE_IMAP_PORT" ini:"bounce_imap_port" doc:"bounce IMAP port (143, or 993 with SSL)"`
-	BounceIMAPFolder   string  `env:"GMP_BOUNCE_IMAP_FOLDER" envDefault:"INBOX" ini:"bounce_imap_folder" doc:"bounce IMAP folder"`
-	BounceReturnPath   string  `env:"GMP_BOUNCE_RETURN_PATH" ini:"bounce_return_path" doc:"envelope sender for bounces"`
-	BouncePollInterval Seconds `env:"GMP_BOUNCE_POLL_INTERVAL" envDefault:"60" ini:"bounce_poll_interval" doc:"bounce poll interval, seconds"`
+	BounceEnabled        bool    `env:"GMP_BOUNCE_ENABLED" envDefault:"false" ini:"bounce_enabled" doc:"bounce processing"`
+	BounceIMAPHost       string  `env:"GMP_BOUNCE_IMAP_HOST" ini:"bounce_imap_host" doc:"bounce IMAP host"`
+	BounceIMAPUser       string  `env:"GMP_BOUNCE_IMAP_USER" ini:"bounce_imap_user" doc:"bounce IMAP user"`
+	BounceIMAPPassword   string  `env:"GMP_BOUNCE_IMAP_PASSWORD" ini:"bounce_imap_password" doc:"bounce IMAP password" secret:"true"`
+	BounceIMAPSSL        bool    `env:"GMP_BOUNCE_IMAP_SSL" envDefault:"false" ini:"bounce_imap_ssl" doc:"bounce IMAP over TLS"`
+	BounceIMAPPort       int     `env:"GMP_BOUNCE_IMAP_PORT" ini:"bounce_imap_port" docDefault:"143 (993 with SSL)" doc:"bounce IMAP port (143, or 993 with SSL)"`
+	BounceIMAPFolder     string  `env:"GMP_BOUNCE_IMAP_FOLDER" envDefault:"INBOX" ini:"bounce_imap_folder" doc:"bounce IMAP folder"`
+	BounceReturnPath     string  `env:"GMP_BOUNCE_RETURN_PATH" ini:"bounce_return_path" doc:"envelope sender for bounces"`
+	BouncePollInterval   Seconds `env:"GMP_BOUNCE_POLL_INTERVAL" envDefault:"60" ini:"bounce_poll_interval" doc:"bounce poll interval, seconds"`
 	PECAcceptanceTimeout Seconds `env:"GMP_PEC_ACCEPTANCE_TIMEOUT" envDefault:"1800" ini:"pec_acceptance_timeout" doc:"parsed, no effect"`
 
 	EncryptionKey     string `env:"MAIL_PROXY_ENCRYPTION_KEY" ini:"-" doc:"base64 of 32 bytes" secret:"true"`
