@@ -1,0 +1,530 @@
+// Package report is client sync: it POSTs each tenant's unreported delivery
+// events to its client application as {"delivery_report":[...]}, doubles
+// that call as a heartbeat, and never loses a report (client-sync.md). It
+// also runs automatic retention of reported messages (lifecycle.md §7).
+//
+// The loop:
+//  1. Sleeps until Wake (an outcome happened), RunNow, the earliest stored
+//     heartbeat, do-not-disturb end or backoff retry time, or SyncInterval.
+//  2. A pass picks the tenants to serve: those with unreported events that
+//     have an endpoint and are not in failure backoff, those forced by
+//     RunNow, and active tenants with their own client_base_url whose
+//     heartbeat is due (never synced, last sync + SyncInterval passed, or
+//     do-not-disturb ended). A Wake pass looks only at tenants with events.
+//  3. Tenants are served by at most Concurrency workers from a FIFO queue, so
+//     a slow or broken endpoint holds one worker, never the others; a tenant
+//     is served by one worker at a time, and across instances by whoever
+//     holds its stored report lease.
+//  4. Serving posts the oldest BatchSize events in (event_ts, id) order and
+//     reads the answer: success marks them reported (except ids the client
+//     listed in "error"), stores the last sync time and do-not-disturb, and
+//     posts again at once while events remain or "queued" > 0 (at most 10
+//     queued resyncs in a row); failure marks nothing and stores a backoff
+//     of 5 s, 15 s, 60 s, then SyncInterval.
+//  5. Everything a restart needs (reported marks, last sync, do-not-disturb,
+//     backoff, failures) is in the store; memory holds only scheduling hints.
+package report
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mailproxy/mailproxy/internal/metrics"
+	"github.com/mailproxy/mailproxy/internal/store"
+)
+
+// Defaults of Options.
+const (
+	DefaultBatchSize    = 1000
+	DefaultTimeout      = 30 * time.Second
+	DefaultSyncInterval = 300 * time.Second
+	DefaultConcurrency  = 8
+	DefaultUserAgent    = "mail-proxy"
+)
+
+// DefaultBackoff is the failure backoff before it settles on SyncInterval.
+var defaultBackoff = []time.Duration{5 * time.Second, 15 * time.Second, 60 * time.Second}
+
+const (
+	// maxQueuedResyncs bounds immediate resyncs asked for by "queued" > 0.
+	maxQueuedResyncs = 10
+	// postsPerTurn bounds the POSTs of one tenant before it yields its
+	// worker to the next tenant in the queue (it is requeued at the back).
+	postsPerTurn = 10
+	// leaseMargin is added to Timeout for the report lease of one POST.
+	leaseMargin = 10 * time.Second
+	// leaseBusyRetry is when to look again at a tenant whose lease another
+	// instance holds.
+	leaseBusyRetry = time.Second
+	// passErrorRetry is when to try again after a pass failed on the store.
+	passErrorRetry = time.Second
+	// minTimer keeps the loop from spinning on a time already past.
+	minTimer = 10 * time.Millisecond
+	// storeWriteTimeout bounds the bookkeeping written after an answer,
+	// which is written even while shutting down.
+	storeWriteTimeout = 10 * time.Second
+)
+
+// Options configure a Loop. Zero values take the defaults above.
+type Options struct {
+	Owner          string        // instance id, for the per-tenant report lease
+	BatchSize      int           // GMP_REPORT_BATCH_SIZE
+	Timeout        time.Duration // GMP_CLIENT_SYNC_TIMEOUT: one POST
+	SyncInterval   time.Duration // GMP_SYNC_INTERVAL: heartbeats and the fallback cycle
+	GlobalURL      string        // GMP_CLIENT_SYNC_URL
+	GlobalUser     string        // GMP_CLIENT_SYNC_USER
+	GlobalPassword string        // GMP_CLIENT_SYNC_PASSWORD
+	GlobalToken    string        // GMP_CLIENT_SYNC_TOKEN (wins over basic)
+	GlobalSecret   string        // GMP_CLIENT_SYNC_SECRET (whsec_...)
+	Concurrency    int           // tenants served at once
+	UserAgent      string        // "mail-proxy/<version>"
+	// Backoff is the wait after the 1st, 2nd, ... consecutive failure;
+	// after the last entry the wait is SyncInterval.
+	Backoff []time.Duration
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics // nil: no metrics
+	Now     func() time.Time
+	// HTTPClient is used as given; the default has Timeout and does not
+	// follow redirects (a 3xx is a failure).
+	HTTPClient *http.Client
+}
+
+// Loop is the client-sync loop of one instance.
+type Loop struct {
+	st     store.Store
+	opts   Options
+	log    *slog.Logger
+	client *http.Client
+
+	kick   chan struct{} // Wake and RunNow: run a pass
+	retime chan struct{} // a worker lowered nextDue: reset the timer
+
+	mu        sync.Mutex
+	forced    map[string]bool // RunNow targets not yet served
+	fullPass  bool            // RunNow(""): check heartbeats too
+	busy      map[string]bool // tenants queued or being served
+	again     map[string]bool // busy tenants asked for again; value: forced
+	queue     []job
+	workers   int
+	nextDue   time.Time
+	holds     map[string]hold
+	workersWG sync.WaitGroup
+}
+
+// job is one tenant to serve.
+type job struct {
+	tenantID string
+	forced   bool
+}
+
+// hold remembers that the client refused every remaining event of a tenant
+// (its "error" list): they go out again with the next POST (a new event, a
+// heartbeat, run-now), not in a tight loop.
+type hold struct {
+	maxEventID int64
+	count      int
+	until      time.Time
+}
+
+// New builds a loop; it starts no goroutines.
+func New(st store.Store, opts Options) *Loop {
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = DefaultBatchSize
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.SyncInterval <= 0 {
+		opts.SyncInterval = DefaultSyncInterval
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = DefaultConcurrency
+	}
+	if opts.UserAgent == "" {
+		opts.UserAgent = DefaultUserAgent
+	}
+	if opts.Backoff == nil {
+		opts.Backoff = defaultBackoff
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Owner == "" {
+		opts.Owner = "report-" + uuid.NewString()
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	client := opts.HTTPClient
+	if client == nil {
+		client = &http.Client{
+			Timeout: opts.Timeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			},
+		}
+	}
+	return &Loop{
+		st: st, opts: opts, log: logger.With("component", "report"), client: client,
+		kick:   make(chan struct{}, 1),
+		retime: make(chan struct{}, 1),
+		forced: map[string]bool{},
+		busy:   map[string]bool{},
+		again:  map[string]bool{},
+		holds:  map[string]hold{},
+	}
+}
+
+// Wake asks for prompt reporting of new outcomes; it never blocks.
+func (l *Loop) Wake() { signal(l.kick) }
+
+// RunNow asks for a pass now; it never blocks. With a tenant id it also
+// clears that tenant's do-not-disturb and backoff and forces a sync (a
+// heartbeat if it has no events and its own client_base_url). "" checks all
+// tenants, heartbeats included.
+func (l *Loop) RunNow(tenantID string) {
+	l.mu.Lock()
+	if tenantID == "" {
+		l.fullPass = true
+	} else {
+		l.forced[tenantID] = true
+	}
+	l.mu.Unlock()
+	signal(l.kick)
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// Run serves tenants until ctx ends, then waits for its workers (an
+// interrupted POST marks nothing) and returns nil.
+func (l *Loop) Run(ctx context.Context) error {
+	defer l.workersWG.Wait()
+	timer := time.NewTimer(0) // the first pass checks every tenant
+	defer timer.Stop()
+	for {
+		full := false
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+			full = true
+		case <-l.retime:
+			l.resetTimer(timer)
+			continue
+		case <-l.kick:
+		}
+		l.mu.Lock()
+		full = full || l.fullPass
+		l.fullPass = false
+		l.mu.Unlock()
+		jobs, err := l.pass(ctx, full)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			l.log.Warn("report pass failed", "err", err)
+			l.scheduleAt(l.opts.Now().Add(passErrorRetry))
+		}
+		for _, j := range jobs {
+			l.dispatch(ctx, j)
+		}
+		l.resetTimer(timer)
+	}
+}
+
+// Cycle runs one full pass over all tenants and serves every due tenant to
+// completion before returning (test mode calls it after run-now).
+func (l *Loop) Cycle(ctx context.Context) error {
+	l.mu.Lock()
+	l.fullPass = false
+	l.mu.Unlock()
+	jobs, err := l.pass(ctx, true)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(l.opts.Concurrency)
+	for _, j := range jobs {
+		l.mu.Lock()
+		if l.busy[j.tenantID] {
+			// The running loop serves it; tell it to go again.
+			l.again[j.tenantID] = l.again[j.tenantID] || j.forced
+			l.mu.Unlock()
+			continue
+		}
+		l.busy[j.tenantID] = true
+		l.mu.Unlock()
+		g.Go(func() error {
+			for {
+				more := l.turn(gctx, j)
+				l.mu.Lock()
+				f, ok := l.again[j.tenantID]
+				delete(l.again, j.tenantID)
+				if (!more && !ok) || gctx.Err() != nil {
+					delete(l.busy, j.tenantID)
+					l.mu.Unlock()
+					return nil
+				}
+				l.mu.Unlock()
+				j.forced = f
+			}
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// dispatch hands a job to a free worker or queues it; a tenant already
+// queued or being served is only marked to go again.
+func (l *Loop) dispatch(ctx context.Context, j job) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.busy[j.tenantID] {
+		l.again[j.tenantID] = l.again[j.tenantID] || j.forced
+		return
+	}
+	l.busy[j.tenantID] = true
+	if l.workers >= l.opts.Concurrency {
+		l.queue = append(l.queue, j)
+		return
+	}
+	l.workers++
+	l.workersWG.Add(1)
+	go l.worker(ctx, j)
+}
+
+// worker serves jobs until the queue is empty. A tenant that wants more is
+// put at the back of the queue, so each tenant gets its turn.
+func (l *Loop) worker(ctx context.Context, j job) {
+	defer l.workersWG.Done()
+	for {
+		more := l.turn(ctx, j)
+		l.mu.Lock()
+		if ctx.Err() != nil {
+			for _, q := range l.queue {
+				delete(l.busy, q.tenantID)
+			}
+			l.queue = nil
+			delete(l.busy, j.tenantID)
+			delete(l.again, j.tenantID)
+			l.workers--
+			l.mu.Unlock()
+			return
+		}
+		if f, ok := l.again[j.tenantID]; ok || more {
+			delete(l.again, j.tenantID)
+			l.queue = append(l.queue, job{tenantID: j.tenantID, forced: f})
+		} else {
+			delete(l.busy, j.tenantID)
+		}
+		if len(l.queue) == 0 {
+			l.workers--
+			l.mu.Unlock()
+			return
+		}
+		j = l.queue[0]
+		l.queue = l.queue[1:]
+		l.mu.Unlock()
+	}
+}
+
+// turn serves one tenant once, recovering a panic, and schedules the next
+// time the tenant needs attention. more asks for another turn at once.
+func (l *Loop) turn(ctx context.Context, j job) (more bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			l.log.Error("report worker panicked", "tenant_id", j.tenantID,
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			if l.opts.Metrics != nil {
+				l.opts.Metrics.Panics.Inc()
+			}
+			l.scheduleAt(l.opts.Now().Add(passErrorRetry))
+			more = false
+		}
+	}()
+	next, more, err := l.serve(ctx, j.tenantID, j.forced)
+	if err != nil && ctx.Err() == nil {
+		l.log.Warn("report sync failed on the store", "tenant_id", j.tenantID, "err", err)
+		next = l.opts.Now().Add(passErrorRetry)
+	}
+	if !next.IsZero() {
+		l.scheduleAt(next)
+	}
+	return more && ctx.Err() == nil
+}
+
+// scheduleAt makes the loop wake no later than t.
+func (l *Loop) scheduleAt(t time.Time) {
+	l.mu.Lock()
+	lowered := l.nextDue.IsZero() || t.Before(l.nextDue)
+	if lowered {
+		l.nextDue = t
+	}
+	l.mu.Unlock()
+	if lowered {
+		signal(l.retime)
+	}
+}
+
+func (l *Loop) resetTimer(timer *time.Timer) {
+	l.mu.Lock()
+	due := l.nextDue
+	l.mu.Unlock()
+	d := l.opts.SyncInterval
+	if !due.IsZero() {
+		d = min(max(due.Sub(l.opts.Now()), minTimer), l.opts.SyncInterval)
+	}
+	timer.Reset(d)
+}
+
+// pass decides which tenants to serve now. A full pass also looks at every
+// active tenant for a due heartbeat and recomputes the next wake-up.
+func (l *Loop) pass(ctx context.Context, full bool) ([]job, error) {
+	now := l.opts.Now()
+	l.mu.Lock()
+	forced := l.forced
+	l.forced = map[string]bool{}
+	if full {
+		l.nextDue = now.Add(l.opts.SyncInterval)
+	}
+	l.mu.Unlock()
+	jobs, err := l.choose(ctx, full, forced, now)
+	if err != nil {
+		// Keep the run-now requests for the next pass.
+		l.mu.Lock()
+		for id := range forced {
+			l.forced[id] = true
+		}
+		l.mu.Unlock()
+	}
+	return jobs, err
+}
+
+func (l *Loop) choose(ctx context.Context, full bool, forced map[string]bool, now time.Time) ([]job, error) {
+	withEvents, err := l.st.TenantsWithUnreported(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing tenants with unreported events: %w", err)
+	}
+	hasEvents := make(map[string]bool, len(withEvents))
+	for _, id := range withEvents {
+		hasEvents[id] = true
+	}
+	tenants := map[string]*store.Tenant{}
+	var order []string
+	if full {
+		all, err := l.st.ListTenants(ctx, false)
+		if err != nil {
+			return nil, fmt.Errorf("listing tenants: %w", err)
+		}
+		for i := range all {
+			t := &all[i]
+			if t.Active || hasEvents[t.ID] || forced[t.ID] {
+				tenants[t.ID] = t
+				order = append(order, t.ID)
+			}
+		}
+	} else {
+		order = append(order, withEvents...)
+		for id := range forced {
+			if !hasEvents[id] {
+				order = append(order, id)
+			}
+		}
+	}
+	var jobs []job
+	for _, id := range order {
+		if forced[id] {
+			jobs = append(jobs, job{tenantID: id, forced: true})
+			continue
+		}
+		l.mu.Lock()
+		busy := l.busy[id]
+		if busy && hasEvents[id] {
+			// Its worker may have looked before these events: go again.
+			if _, ok := l.again[id]; !ok {
+				l.again[id] = false
+			}
+		}
+		l.mu.Unlock()
+		if busy {
+			continue
+		}
+		t := tenants[id]
+		if t == nil {
+			got, err := l.st.GetTenant(ctx, id)
+			if err != nil {
+				if isGone(err) {
+					continue
+				}
+				return jobs, fmt.Errorf("reading tenant %s: %w", id, err)
+			}
+			t = &got
+		}
+		tg, ok := l.targetFor(*t, now)
+		if !ok {
+			if full && hasEvents[id] {
+				l.updatePending(ctx, id)
+			}
+			continue
+		}
+		state, err := l.st.GetSyncState(ctx, id)
+		if err != nil {
+			return jobs, fmt.Errorf("reading sync state of %s: %w", id, err)
+		}
+		if state.NextRetryAt != nil && state.NextRetryAt.After(now) {
+			l.scheduleAt(*state.NextRetryAt)
+			continue
+		}
+		if hasEvents[id] {
+			jobs = append(jobs, job{tenantID: id})
+			continue
+		}
+		if tg.Global || !t.Active {
+			continue
+		}
+		if due := heartbeatDue(state, l.opts.SyncInterval); !due.After(now) {
+			jobs = append(jobs, job{tenantID: id})
+		} else {
+			l.scheduleAt(due)
+		}
+	}
+	return jobs, nil
+}
+
+// heartbeatDue is when a tenant with its own URL and no events should be
+// called (client-sync.md §2): at once if never synced, at do-not-disturb's
+// end exactly, else a SyncInterval after the last success.
+func heartbeatDue(s store.SyncState, interval time.Duration) time.Time {
+	switch {
+	case s.DNDUntil != nil:
+		return *s.DNDUntil
+	case s.LastSyncAt == nil:
+		return time.Time{}
+	default:
+		return s.LastSyncAt.Add(interval)
+	}
+}
+
+// backoff is the wait after the n-th consecutive failure (n >= 1).
+func (l *Loop) backoff(n int) time.Duration {
+	if n >= 1 && n <= len(l.opts.Backoff) {
+		return l.opts.Backoff[n-1]
+	}
+	return l.opts.SyncInterval
+}
