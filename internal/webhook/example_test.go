@@ -11,13 +11,15 @@ import (
 func ExampleVerify() {
 	secret, err := webhook.NewSecret()
 	if err != nil {
-		panic(err)
+		fmt.Println(err)
+		return
 	}
 	body := []byte(`{"delivery_report":[]}`)
 	now := time.Now()
 	h, err := webhook.Headers([]string{secret}, body, now)
 	if err != nil {
-		panic(err)
+		fmt.Println(err)
+		return
 	}
 	fmt.Println(webhook.Verify(secret, h, body, now, 5*time.Minute))
 	fmt.Println(webhook.Verify(secret, h, []byte(`{}`), now, 5*time.Minute))
