@@ -130,7 +130,7 @@ func newEmailID(now time.Time) (string, error) {
 	return fmt.Sprintf("test_%d_%04d", now.UnixMilli(), n.Int64()), nil
 }
 
-// pending returns up to limit pending rows, restricted to ids when given, oldest first.
+// pending returns up to limit pending rows, restricted to ids when given, oldest (then first inserted) first.
 func (o *outbox) pending(ctx context.Context, ids []string, limit int) ([]email, error) {
 	query := `SELECT id, recipient, subject, body, created_at FROM outbound_emails WHERE status = 'pending'`
 	args := make([]any, 0, len(ids)+1)
@@ -140,7 +140,7 @@ func (o *outbox) pending(ctx context.Context, ids []string, limit int) ([]email,
 			args = append(args, id)
 		}
 	}
-	query += ` ORDER BY created_at, id LIMIT ?`
+	query += ` ORDER BY created_at, rowid LIMIT ?`
 	args = append(args, limit)
 	rows, err := o.db.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -268,11 +268,11 @@ func firstNonEmpty(values ...string) string {
 	return ""
 }
 
-// inFlight returns pending and submitted rows, oldest first.
+// inFlight returns pending and submitted rows, oldest (then first inserted) first.
 func (o *outbox) inFlight(ctx context.Context) ([]email, error) {
 	rows, err := o.db.QueryContext(ctx,
 		`SELECT id, recipient, subject, status, created_at, submitted_at FROM outbound_emails
-		 WHERE status IN ('pending', 'submitted') ORDER BY created_at, id`)
+		 WHERE status IN ('pending', 'submitted') ORDER BY created_at, rowid`)
 	if err != nil {
 		return nil, fmt.Errorf("select messages: %w", err)
 	}
