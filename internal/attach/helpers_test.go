@@ -145,3 +145,5 @@ func (l *logBuffer) String() string {
 func (l *logBuffer) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+func isCanceled(err error) bool { return errors.Is(err, context.Canceled) }
