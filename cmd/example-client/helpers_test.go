@@ -204,10 +204,16 @@ func fetchStats(t *testing.T, baseURL string) statistics {
 	return body.Statistics
 }
 
-// sendTest posts /send-test-email and returns status, body and the new ids.
+// sendTest posts the test app's /send-test-email.
 func (ta *testApp) sendTest(t *testing.T, query string) (int, map[string]any, []string) {
 	t.Helper()
-	status, body := call(t, http.MethodPost, ta.srv.URL+"/send-test-email"+query, nil, nil)
+	return sendTestEmail(t, ta.srv.URL, query)
+}
+
+// sendTestEmail posts baseURL/send-test-email and returns status, body and the new ids.
+func sendTestEmail(t *testing.T, baseURL, query string) (int, map[string]any, []string) {
+	t.Helper()
+	status, body := call(t, http.MethodPost, baseURL+"/send-test-email"+query, nil, nil)
 	var ids []string
 	if list, ok := body["messages"].([]any); ok {
 		for _, v := range list {
