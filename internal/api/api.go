@@ -1,0 +1,232 @@
+// Package api serves mailproxy's legacy REST API (api.md): the /commands/*
+// routes, accounts, tenants, instance settings, the command log, health,
+// readiness, statistics and metrics, with auth and tenant scope on every
+// route (tenancy-security.md §3).
+//
+// How a request is served:
+//  1. The root handler recovers panics (a JSON 500) and answers unknown
+//     paths and methods with the contract's JSON 404/405.
+//  2. Each route is one entry of the route table: its auth class, query
+//     parameters, request and response types, and command-log name.
+//  3. The route wrapper authenticates (package auth), rejects bodies over
+//     GMP_MAX_REQUEST_MB with 413 before parsing, parses query parameters
+//     into pydantic-shaped 422 entries, resolves and checks the tenant scope,
+//     runs the handler, records mutating calls in the command log (secrets
+//     redacted) and writes the JSON answer.
+//  4. Bodies are decoded by our own field readers so that every error has
+//     the original's FastAPI/pydantic v2 shape; huma documents the same Go
+//     types in /openapi.json and serves /docs.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/mailproxy/mailproxy/internal/auth"
+	"github.com/mailproxy/mailproxy/internal/config"
+	"github.com/mailproxy/mailproxy/internal/metrics"
+	"github.com/mailproxy/mailproxy/internal/store"
+)
+
+// Deps is everything the API needs from the instance.
+type Deps struct {
+	Store      store.Store
+	Config     config.Config // MaxEnqueueBatch, MaxRequestMB, DefaultPriority, ReportRetention, SyncInterval, SchedulerActive, TestMode, APIToken
+	Metrics    *metrics.Metrics
+	Logger     *slog.Logger
+	AdminToken string                          // effective admin token at startup (env, stored or generated)
+	Version    string                          // shown in /openapi.json
+	Wake       func()                          // after add-messages queued > 0 or activate committed (nil-safe)
+	RunNow     func(tenantID string)           // run-now; "" = all tenants (nil-safe)
+	Now        func() time.Time                // nil = time.Now
+	Ready      func(ctx context.Context) error // /ready check; nil = always ready
+}
+
+// server is the API's state; one per New.
+type server struct {
+	d               Deps
+	st              store.Store
+	cfg             config.Config
+	log             *slog.Logger
+	auth            *auth.Authenticator
+	now             func() time.Time
+	maxBody         int64
+	maxBatch        int
+	defaultPriority int
+	pending         pendingRefresher
+	mux             *http.ServeMux
+}
+
+// New builds the API handler.
+func New(d Deps) (http.Handler, error) {
+	if d.Store == nil {
+		return nil, errors.New("api: nil store")
+	}
+	if d.Metrics == nil {
+		return nil, errors.New("api: nil metrics")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	prio, err := parseDefaultPriority(d.Config.DefaultPriority)
+	if err != nil {
+		return nil, fmt.Errorf("api: GMP_DEFAULT_PRIORITY: %w", err)
+	}
+	a, err := auth.New(d.Store, d.AdminToken, d.Now)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	s := &server{
+		d: d, st: d.Store, cfg: d.Config, log: d.Logger, auth: a, now: d.Now,
+		maxBody:         int64(d.Config.MaxRequestMB * (1 << 20)),
+		maxBatch:        d.Config.MaxEnqueueBatch,
+		defaultPriority: prio,
+		mux:             http.NewServeMux(),
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = 64 << 20
+	}
+	if s.maxBatch <= 0 {
+		s.maxBatch = 1000
+	}
+	s.pending.count = d.Store.CountUnprocessed
+	s.pending.gauge = d.Metrics.Pending
+	routes := s.routes()
+	for _, rt := range routes {
+		rt.observeOK = d.Metrics.HTTPDuration.WithLabelValues(rt.path, rt.method, "200")
+		s.mux.Handle(rt.method+" "+rt.path, s.handler(rt))
+	}
+	if err := s.mountDocs(routes); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ServeHTTP is the root handler: panics become a JSON 500, unrouted
+// requests the contract's JSON 404 or 405.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.panicked(r, v)
+			writeJSON(w, http.StatusInternalServerError, nil, newError(500, detailInternal).body())
+		}
+	}()
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	// The mux's own 404/405 handler: learn which it is, answer in JSON.
+	rec := &statusRecorder{header: http.Header{}}
+	h.ServeHTTP(rec, r)
+	var hdr http.Header
+	detail := detailNotFound
+	if rec.status == http.StatusMethodNotAllowed {
+		detail = detailMethod
+		hdr = http.Header{"Allow": rec.header.Values("Allow")}
+	} else {
+		rec.status = http.StatusNotFound
+	}
+	writeJSON(w, rec.status, hdr, newError(rec.status, detail).body())
+}
+
+func (s *server) panicked(r *http.Request, v any) {
+	s.d.Metrics.Panics.Inc()
+	s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path,
+		"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+}
+
+// statusRecorder captures the status and headers of the mux's fallback handlers.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (s *statusRecorder) Header() http.Header         { return s.header }
+func (s *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+}
+
+// writeJSON writes a complete JSON answer.
+func writeJSON(w http.ResponseWriter, status int, extra http.Header, body []byte) {
+	h := w.Header()
+	for k, v := range extra {
+		h[k] = v
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", fmt.Sprint(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// wake and runNow call the optional hooks.
+func (s *server) wake() {
+	if s.d.Wake != nil && !s.cfg.TestMode {
+		s.d.Wake()
+	}
+}
+
+// refreshPending updates gmp_pending_messages from the store after a
+// mutation (config-metrics-cli.md §3).
+func (s *server) refreshPending(ctx context.Context) {
+	s.pending.refresh(ctx, s.log)
+}
+
+// pendingRefresher coalesces gauge refreshes: while one request counts,
+// others only mark the count stale, and the counting request counts again
+// (a bounded number of times) so the gauge ends on a count taken after the
+// last mutation it saw.
+type pendingRefresher struct {
+	count func(ctx context.Context) (int, error)
+	gauge interface{ Set(float64) }
+
+	mu      sync.Mutex
+	running bool
+	stale   bool
+}
+
+// maxPendingRounds bounds how many counts one request makes in a row; the
+// dispatcher refreshes the gauge periodically anyway.
+const maxPendingRounds = 3
+
+func (p *pendingRefresher) refresh(ctx context.Context, log *slog.Logger) {
+	p.mu.Lock()
+	if p.running {
+		p.stale = true
+		p.mu.Unlock()
+		return
+	}
+	p.running = true
+	p.mu.Unlock()
+	for round := 1; ; round++ {
+		n, err := p.count(ctx)
+		if err != nil {
+			log.Warn("count unprocessed messages", "error", err)
+		} else {
+			p.gauge.Set(float64(n))
+		}
+		p.mu.Lock()
+		if !p.stale || round >= maxPendingRounds || err != nil {
+			p.running, p.stale = false, false
+			p.mu.Unlock()
+			return
+		}
+		p.stale = false
+		p.mu.Unlock()
+	}
+}
