@@ -153,6 +153,12 @@ func New(opts Options) (*Fetcher, error) {
 	return f, nil
 }
 
+// Close releases idle HTTP connections. The Fetcher stays usable.
+func (f *Fetcher) Close() {
+	f.webClient.CloseIdleConnections()
+	f.endpointClient.CloseIdleConnections()
+}
+
 func orDefault[T comparable](v, def T) T {
 	var zero T
 	if v == zero {

@@ -154,8 +154,9 @@ func TestFlightSurvivesLeaderCancellation(t *testing.T) {
 		got, err = f.FetchAll(context.Background(), tenantWithBase("t1", ""), att)
 		followerDone <- err
 	}()
-	// Whether the follower joined the flight or arrives after it, it must
-	// end with the content.
+	// Cancel the leader only once the follower waits on its fetch.
+	key := "src\x00t1\x00http_url\x00" + srv.URL + "/s"
+	waitFor(t, func() bool { return f.flights.waiting(key) == 1 })
 	cancelLeader()
 	if err := <-leaderDone; !isCanceled(err) {
 		t.Fatalf("leader error = %v, want cancellation", err)

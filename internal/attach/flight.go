@@ -11,9 +11,10 @@ type flights struct {
 }
 
 type flight struct {
-	done chan struct{}
-	data []byte
-	err  *Error
+	done    chan struct{}
+	data    []byte
+	err     *Error
+	waiters int // followers that joined; guarded by flights.mu
 }
 
 // join returns the flight running for key, or starts one: then lead is true
@@ -22,6 +23,7 @@ func (g *flights) join(key string) (fl *flight, lead bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if fl, ok := g.m[key]; ok {
+		fl.waiters++
 		return fl, false
 	}
 	if g.m == nil {
@@ -39,4 +41,14 @@ func (g *flights) land(key string, fl *flight, data []byte, err *Error) {
 	delete(g.m, key)
 	g.mu.Unlock()
 	close(fl.done)
+}
+
+// waiting returns how many followers joined the flight running for key.
+func (g *flights) waiting(key string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if fl, ok := g.m[key]; ok {
+		return fl.waiters
+	}
+	return 0
 }

@@ -31,6 +31,7 @@ func newTestFetcher(t *testing.T, edit func(*Options)) *Fetcher {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	t.Cleanup(f.Close)
 	return f
 }
 
