@@ -152,7 +152,7 @@ path = %s
 		if row.Error != nil {
 			reason = *row.Error
 		}
-		if row.Status != statusFailed || !strings.Contains(reason, "550") {
+		if row.Status != statusFailed || !strings.Contains(reason, "550") || !strings.Contains(reason, "no such user here") {
 			t.Errorf("row %s = %s %q, want failed with the SMTP 550 reason", id, row.Status, reason)
 		}
 	}

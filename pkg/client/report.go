@@ -70,39 +70,45 @@ func (it *ReportItem) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// unixSeconds decodes a JSON number (int or float) or null.
+// unixSeconds decodes a JSON number (int or float) or null. raw is an
+// already validated JSON value, so a number token parses directly.
 func unixSeconds(key string, raw json.RawMessage) (*int64, error) {
 	if isNull(raw) {
 		return nil, nil
 	}
-	var n json.Number
-	if err := json.Unmarshal(raw, &n); err != nil {
-		return nil, fmt.Errorf("report item: %s: want a number, got %s", key, raw)
+	tok := string(bytes.TrimSpace(raw))
+	if !isNumberToken(tok) {
+		return nil, fmt.Errorf("report item: %s: want a number, got %s", key, tok)
 	}
-	if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {
+	if i, err := strconv.ParseInt(tok, 10, 64); err == nil {
 		return &i, nil
 	}
-	f, err := n.Float64()
+	f, err := strconv.ParseFloat(tok, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < math.MinInt64 || f >= math.MaxInt64 {
-		return nil, fmt.Errorf("report item: %s: %s is not a Unix time", key, n)
+		return nil, fmt.Errorf("report item: %s: %s is not a Unix time", key, tok)
 	}
 	i := int64(f)
 	return &i, nil
+}
+
+// isNumberToken tells a JSON number from the other value kinds by its first byte.
+func isNumberToken(tok string) bool {
+	return tok != "" && (tok[0] == '-' || (tok[0] >= '0' && tok[0] <= '9'))
 }
 
 func stringOrNumber(key string, raw json.RawMessage) (string, error) {
 	if isNull(raw) {
 		return "", nil
 	}
+	tok := bytes.TrimSpace(raw)
+	if isNumberToken(string(tok)) {
+		return string(tok), nil
+	}
 	var s string
-	if err := json.Unmarshal(raw, &s); err == nil {
-		return s, nil
+	if err := json.Unmarshal(tok, &s); err != nil {
+		return "", fmt.Errorf("report item: %s: want a string or number, got %s", key, tok)
 	}
-	var n json.Number
-	if err := json.Unmarshal(raw, &n); err == nil {
-		return n.String(), nil
-	}
-	return "", fmt.Errorf("report item: %s: want a string or number, got %s", key, raw)
+	return s, nil
 }
 
 func isNull(raw json.RawMessage) bool {
