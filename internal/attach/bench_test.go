@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 
 	"github.com/mailproxy/mailproxy/internal/store"
@@ -40,10 +41,19 @@ func BenchmarkFetchAllCached(b *testing.B) {
 	}
 }
 
-// BenchmarkFetchHTTP: one uncached 1 MB http_url fetch over loopback.
+// BenchmarkFetchHTTP: one uncached 1 MB http_url fetch over loopback, with
+// and without Content-Length (the buffer is sized up front only with it).
 func BenchmarkFetchHTTP(b *testing.B) {
+	b.Run("content-length", func(b *testing.B) { benchmarkFetchHTTP(b, true) })
+	b.Run("chunked", func(b *testing.B) { benchmarkFetchHTTP(b, false) })
+}
+
+func benchmarkFetchHTTP(b *testing.B, withLength bool) {
 	body := make([]byte, 1<<20)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if withLength {
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		}
 		_, _ = w.Write(body)
 	}))
 	defer srv.Close()
