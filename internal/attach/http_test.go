@@ -569,3 +569,16 @@ func TestAllOrNothing(t *testing.T) {
 		t.Fatalf("error names %q, want b.txt", e.Filename)
 	}
 }
+
+func TestHTTPURLRefusesOtherSchemes(t *testing.T) {
+	t.Parallel()
+	f := newTestFetcher(t, nil)
+	for path, reason := range map[string]string{
+		"ftp://files.test/a.pdf": "Unsupported URL scheme: ftp",
+		"file:///etc/passwd":     "Invalid URL",
+		"http://%zz":             "Invalid URL",
+	} {
+		_, err := f.FetchAll(context.Background(), tenantWithBase("t1", ""), []store.Attachment{{Filename: "a.pdf", StoragePath: path, FetchMode: "http_url"}})
+		wantError(t, err, reason, false)
+	}
+}
