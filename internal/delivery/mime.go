@@ -67,8 +67,18 @@ func reservedHeader(lower string) bool {
 // replaces the builder's Message-ID rather than adding a second one.
 func canonicalName(lower, name string) string {
 	switch lower {
-	case "from", "to", "cc", "sender", "subject", "date":
-		return strings.ToUpper(lower[:1]) + lower[1:]
+	case "from":
+		return "From"
+	case "to":
+		return "To"
+	case "cc":
+		return "Cc"
+	case "sender":
+		return "Sender"
+	case "subject":
+		return "Subject"
+	case "date":
+		return "Date"
 	case "reply-to":
 		return "Reply-To"
 	case "message-id":
@@ -98,13 +108,14 @@ func Build(p store.Payload, pk string, parts []Part, now time.Time) (*Message, e
 
 	hdr := newHeaderSet()
 	for _, h := range []struct {
-		name  string
-		addrs []string
-	}{{"From", []string{p.From}}, {"To", p.To}, {"Cc", p.Cc}, {"Reply-To", nonEmpty(p.ReplyTo)}} {
+		name      string
+		addrs     []string
+		validated bool // parsed above already
+	}{{"From", []string{p.From}, true}, {"To", p.To, true}, {"Cc", p.Cc, true}, {"Reply-To", nonEmpty(p.ReplyTo), false}} {
 		if len(h.addrs) == 0 {
 			continue
 		}
-		v, utf8, err := addressHeader(h.addrs)
+		v, utf8, err := addressHeader(h.addrs, h.validated)
 		if err != nil {
 			return nil, buildErr("%s: %v", strings.ToLower(h.name), err)
 		}
@@ -205,8 +216,9 @@ func (m *Message) addRecipients(p store.Payload) error {
 
 // addressHeader renders an address header: ASCII items verbatim, joined by
 // ", "; an item with a non-ASCII display name gets it RFC 2047-encoded. raw
-// reports a UTF-8 address that must be sent as is.
-func addressHeader(items []string) (value string, raw bool, err error) {
+// reports a UTF-8 address that must be sent as is. validated items were
+// parsed already (the envelope), so ASCII ones need no second parse.
+func addressHeader(items []string, validated bool) (value string, raw bool, err error) {
 	out := make([]string, 0, len(items))
 	for _, item := range items {
 		item = strings.TrimSpace(item)
@@ -216,11 +228,16 @@ func addressHeader(items []string) (value string, raw bool, err error) {
 		if strings.ContainsAny(item, "\r\n") {
 			return "", false, errors.New("line break in address")
 		}
+		ascii := isASCII(item)
+		if ascii && validated {
+			out = append(out, item)
+			continue
+		}
 		list, err := mail.ParseAddressList(item)
 		if err != nil {
 			return "", false, fmt.Errorf("%q: %w", item, err)
 		}
-		if isASCII(item) {
+		if ascii {
 			out = append(out, item)
 			continue
 		}

@@ -10,8 +10,9 @@
 //     recipient; refused recipients are noted and the others kept. All
 //     refused: temporary if any refusal was 4xx, else permanent.
 //  3. DATA, streamed from Message.WriteTo, bounded by 30 s + 1 s per 100 KiB.
-//  4. RSET and return the connection to the pool; after a network error, a
-//     timeout or a 421 close it instead.
+//  4. Return the connection to the pool, after RSET if a refusal left the
+//     transaction open (or always, with ResetAfterSuccess); after a network
+//     error, a timeout or a 421 close it instead.
 //
 // Every failure comes back as an *Error whose Permanent field decides retry
 // or fail; Classify implements the rules.
@@ -52,6 +53,12 @@ type SenderOptions struct {
 	// ImplicitTLSPorts are the ports where use_tls true or null means TLS
 	// from the first byte [465]; tests add their server's random port.
 	ImplicitTLSPorts []int
+	// ResetAfterSuccess sends RSET after every delivered message too. By
+	// default RSET follows only a transaction left open by a refusal: after
+	// the reply to the end of DATA the server has already reset the
+	// transaction (RFC 5321 §4.1.1.4), and go-smtp follows its RSET with a
+	// fresh EHLO before the next MAIL, two extra round trips per message.
+	ResetAfterSuccess bool
 	// RootCAs verifies servers' certificates; nil = the system roots.
 	RootCAs *x509.CertPool
 	Logger  *slog.Logger
@@ -241,6 +248,9 @@ func (s *Sender) transact(ctx context.Context, conn *smtppool.Conn, msg *Message
 		return fail("DATA", err)
 	}
 	res.Response = reply.StatusText
+	if !s.opts.ResetAfterSuccess {
+		return res, true, nil
+	}
 	stop()
 	stop = conn.Within(ctx, 0)
 	// Accepted: a failing RSET only costs the connection, not the message.

@@ -165,6 +165,9 @@ func TestReplyFailuresAtEachStage(t *testing.T) {
 			// The fault fired once; the next message goes through. A reply
 			// other than 421 leaves the connection reusable.
 			b.mustSend(t, payload("g"))
+			if !tc.auth && tc.code != 421 && b.srv.Commands("RSET") != 1 {
+				t.Errorf("RSET after the failed transaction: %d, want 1", b.srv.Commands("RSET"))
+			}
 			wantConns := int64(1)
 			if tc.code == 421 || tc.auth {
 				wantConns = 2
@@ -308,8 +311,9 @@ func TestPoolReuseAndAgeing(t *testing.T) {
 	if got := b.srv.Connections(); got != 1 {
 		t.Errorf("10 messages over %d connections, want 1", got)
 	}
-	if rset, noop := b.srv.Commands("RSET"), b.srv.Commands("NOOP"); rset != 10 || noop != 0 {
-		t.Errorf("RSET %d NOOP %d, want 10 and 0", rset, noop)
+	// A completed DATA already ended the transaction: no RSET, no NOOP.
+	if rset, noop := b.srv.Commands("RSET"), b.srv.Commands("NOOP"); rset != 0 || noop != 0 {
+		t.Errorf("RSET %d NOOP %d on the hot path, want 0 and 0", rset, noop)
 	}
 
 	// Past the account's TTL the connection is replaced.
@@ -322,6 +326,17 @@ func TestPoolReuseAndAgeing(t *testing.T) {
 	}
 	if b.srv.Commands("QUIT") != 1 {
 		t.Errorf("aged connection closed without QUIT")
+	}
+}
+
+func TestResetAfterSuccess(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{sender: delivery.SenderOptions{ResetAfterSuccess: true}})
+	for range 5 {
+		b.mustSend(t, payload("m"))
+	}
+	if c, rset := b.srv.Connections(), b.srv.Commands("RSET"); c != 1 || rset != 5 {
+		t.Errorf("connections %d RSET %d, want 1 and 5", c, rset)
 	}
 }
 

@@ -119,9 +119,10 @@ func (c *Conn) Within(ctx context.Context, d time.Duration) (stop func()) {
 }
 
 type bucket struct {
-	idle  []*Conn
-	open  int           // idle + in use + dialling
-	freed chan struct{} // closed (and replaced) whenever a slot or idle conn frees up
+	idle    []*Conn
+	open    int           // idle + in use + dialling
+	waiters int           // callers blocked in Get
+	freed   chan struct{} // closed (and replaced) when a slot or idle conn frees up, if anyone waits
 }
 
 // Pool is a set of per-key connection pools. Safe for concurrent use.
@@ -180,6 +181,9 @@ func (p *Pool) Get(ctx context.Context, key Key, maxAge time.Duration, dial Dial
 			b.open++
 		}
 		wait := b.freed
+		if c == nil && !gotSlot {
+			b.waiters++
+		}
 		p.mu.Unlock()
 
 		for _, s := range stale {
@@ -200,12 +204,19 @@ func (p *Pool) Get(ctx context.Context, key Key, maxAge time.Duration, dial Dial
 		if timer == nil {
 			timer = time.NewTimer(p.opts.WaitTimeout)
 		}
-		select {
-		case <-wait:
-		case <-timer.C:
-			return nil, ErrWaitTimeout
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		err := func() error {
+			defer p.unwait(b)
+			select {
+			case <-wait:
+				return nil
+			case <-timer.C:
+				return ErrWaitTimeout
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}()
+		if err != nil {
+			return nil, err
 		}
 	}
 }
@@ -302,7 +313,7 @@ func (p *Pool) Reap(ctx context.Context) {
 		clear(b.idle[len(keep):])
 		b.idle = keep
 		p.signalLocked(b)
-		if b.open == 0 {
+		if b.open == 0 && b.waiters == 0 {
 			delete(p.buckets, key)
 		}
 	}
@@ -323,7 +334,7 @@ func (p *Pool) Close(ctx context.Context) error {
 		b.open -= len(b.idle)
 		b.idle = nil
 		p.signalLocked(b)
-		if b.open == 0 {
+		if b.open == 0 && b.waiters == 0 {
 			delete(p.buckets, key)
 		}
 	}
@@ -364,12 +375,21 @@ func (p *Pool) releaseLocked(key Key) {
 	}
 	b.open--
 	p.signalLocked(b)
-	if b.open <= 0 && len(b.idle) == 0 {
+	if b.open <= 0 && len(b.idle) == 0 && b.waiters == 0 {
 		delete(p.buckets, key)
 	}
 }
 
+func (p *Pool) unwait(b *bucket) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b.waiters--
+}
+
 func (p *Pool) signalLocked(b *bucket) {
+	if b.waiters == 0 {
+		return
+	}
 	close(b.freed)
 	b.freed = make(chan struct{})
 }

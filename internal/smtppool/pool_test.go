@@ -323,3 +323,53 @@ func TestGuardInterrupts(t *testing.T) {
 		t.Fatalf("stalled MAIL after cancel: %v", err)
 	}
 }
+
+func TestDiscardWakesWaiter(t *testing.T) {
+	t.Parallel()
+	f := setup(t, smtppool.Options{Size: 1, WaitTimeout: time.Minute})
+	held := f.get(t, 0)
+	got := make(chan *smtppool.Conn, 1)
+	go func() {
+		c, err := f.pool.Get(context.Background(), f.key, 0, f.dial)
+		if err != nil {
+			t.Errorf("waiting get: %v", err)
+		}
+		got <- c
+	}()
+	f.pool.Discard(held)
+	c := <-got
+	if c == nil || c == held {
+		t.Fatal("waiter did not get a fresh connection after Discard")
+	}
+	f.pool.Put(c)
+}
+
+func TestConcurrentUseStaysWithinSize(t *testing.T) {
+	t.Parallel()
+	f := setup(t, smtppool.Options{Size: 2, WaitTimeout: time.Minute})
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 10 {
+				c, err := f.pool.Get(t.Context(), f.key, 0, f.dial)
+				if err != nil {
+					t.Errorf("get: %v", err)
+					return
+				}
+				if n := f.pool.Open(f.key); n > 2 {
+					t.Errorf("open = %d > size 2", n)
+				}
+				if err := c.Client().SendMail("a@x", []string{"b@x"}, strings.NewReader("x\r\n")); err != nil {
+					t.Errorf("send: %v", err)
+				}
+				f.pool.Put(c)
+			}
+		}()
+	}
+	wg.Wait()
+	if f.srv.Count() != 60 || f.srv.Connections() > 2 {
+		t.Errorf("messages %d over %d connections, want 60 over at most 2", f.srv.Count(), f.srv.Connections())
+	}
+}
