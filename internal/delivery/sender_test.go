@@ -38,6 +38,8 @@ func TestTLSModes(t *testing.T) {
 		{name: "false never upgrades", server: testsmtp.Options{TLS: true}, useTLS: ptr(false), verify: true, wantTLS: false},
 		{name: "implicit tls", server: testsmtp.Options{ImplicitTLS: true}, useTLS: ptr(true), verify: true, implicit: true, wantTLS: true},
 		{name: "implicit tls auto", server: testsmtp.Options{ImplicitTLS: true}, useTLS: nil, verify: true, implicit: true, wantTLS: true},
+		{name: "implicit tls untrusted rejected", server: testsmtp.Options{ImplicitTLS: true}, useTLS: nil, verify: true, noRoots: true, implicit: true, wantErr: "certificate", permanent: true},
+		{name: "implicit port with use_tls=false is plain", server: testsmtp.Options{}, useTLS: ptr(false), verify: true, implicit: true, wantTLS: false},
 		{name: "implicit tls against a plain server", server: testsmtp.Options{}, useTLS: nil, verify: true, implicit: true, wantErr: "tls", permanent: true},
 	}
 	for _, tc := range cases {

@@ -62,6 +62,10 @@ type Options struct {
 	MaxMessageBytes int64
 	// Discard counts messages without keeping them (for benchmarks).
 	Discard bool
+	// OnMessage, if set, sees each accepted message (Data is nil in Discard
+	// mode) on the connection's goroutine, after it was counted; the sink
+	// command prints from here.
+	OnMessage func(Received)
 	// Faults installed at start.
 	Faults []Fault
 	// Seed for probabilistic faults (deterministic per seed).
@@ -426,7 +430,6 @@ func (s *Server) countCommand(verb string) {
 
 func (s *Server) record(r Received, n int64) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.count++
 	s.bytes += n
 	if !s.opts.Discard {
@@ -434,6 +437,10 @@ func (s *Server) record(r Received, n int64) {
 	}
 	close(s.changed)
 	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	if s.opts.OnMessage != nil {
+		s.opts.OnMessage(r)
+	}
 }
 
 // goSafe runs f in a goroutine that Close waits for and that survives a panic.

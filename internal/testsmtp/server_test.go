@@ -41,7 +41,8 @@ func smtpCode(err error) int {
 
 func TestRecordsAcceptedMessages(t *testing.T) {
 	t.Parallel()
-	srv := testsmtp.Start(t, testsmtp.Options{})
+	seen := make(chan testsmtp.Received, 1)
+	srv := testsmtp.Start(t, testsmtp.Options{OnMessage: func(r testsmtp.Received) { seen <- r }})
 	c := dial(t, srv)
 	if err := send(c, "a@example.com", []string{"b@example.com", "c@example.com"}, "Subject: hi\r\n\r\nbody\r\n"); err != nil {
 		t.Fatalf("send: %v", err)
@@ -59,6 +60,9 @@ func TestRecordsAcceptedMessages(t *testing.T) {
 	}
 	if !strings.Contains(string(m.Data), "Subject: hi") || m.ConnID != 1 {
 		t.Errorf("data %q conn %d", m.Data, m.ConnID)
+	}
+	if r := <-seen; r.From != m.From {
+		t.Errorf("OnMessage saw %+v", r)
 	}
 }
 
