@@ -19,6 +19,7 @@ type Guard struct {
 	mu          sync.Mutex
 	limit       time.Time // zero: no cap
 	interrupted bool
+	phase       uint64 // bumped by Within and stop, so a late interruption is void
 }
 
 // NewGuard wraps c. Build the TLS layer and the smtp.Client on top of it.
@@ -29,17 +30,22 @@ func NewGuard(c net.Conn) *Guard { return &Guard{Conn: c} }
 // must be called once the phase is over.
 func (g *Guard) Within(ctx context.Context, d time.Duration) (stop func()) {
 	g.mu.Lock()
+	g.phase++
+	phase := g.phase
 	g.interrupted = false
 	g.limit = time.Time{}
 	if d > 0 {
 		g.limit = time.Now().Add(d)
 	}
-	g.setLocked(time.Time{})
+	_ = g.setLocked(time.Time{})
 	g.mu.Unlock()
 
 	cancel := context.AfterFunc(ctx, func() {
 		g.mu.Lock()
 		defer g.mu.Unlock()
+		if g.phase != phase {
+			return // the phase ended before the context did
+		}
 		g.interrupted = true
 		_ = g.Conn.SetDeadline(expired())
 	})
@@ -47,6 +53,10 @@ func (g *Guard) Within(ctx context.Context, d time.Duration) (stop func()) {
 		cancel()
 		g.mu.Lock()
 		defer g.mu.Unlock()
+		if g.phase != phase {
+			return
+		}
+		g.phase++
 		g.limit = time.Time{}
 		g.interrupted = false
 		_ = g.Conn.SetDeadline(time.Time{})
