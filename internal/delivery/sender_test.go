@@ -326,6 +326,10 @@ func TestPoolReuseAndAgeing(t *testing.T) {
 	if got := b.srv.Connections(); got != 2 {
 		t.Errorf("after TTL: %d connections, want 2", got)
 	}
+	deadline := time.Now().Add(10 * time.Second)
+	for b.srv.Commands("QUIT") != 1 && time.Now().Before(deadline) {
+		<-time.After(5 * time.Millisecond)
+	}
 	if b.srv.Commands("QUIT") != 1 {
 		t.Errorf("aged connection closed without QUIT")
 	}

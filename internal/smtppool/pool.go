@@ -186,8 +186,9 @@ func (p *Pool) Get(ctx context.Context, key Key, maxAge time.Duration, dial Dial
 		}
 		p.mu.Unlock()
 
-		for _, s := range stale {
-			p.quit(ctx, s)
+		if len(stale) > 0 {
+			// Say goodbye off the caller's path: a dead server must not delay it.
+			go p.quitAll(stale)
 		}
 		if c != nil {
 			if now.Sub(c.lastUsed) <= p.opts.CheckAfter || p.check(ctx, c) == nil {
@@ -345,16 +346,26 @@ func (p *Pool) Close(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() {
-				if r := recover(); r != nil {
-					p.opts.Logger.Error("smtppool: panic in quit", "panic", r, "stack", string(debug.Stack()))
-				}
-			}()
+			defer p.recoverPanic()
 			p.quit(ctx, c)
 		}()
 	}
 	wg.Wait()
 	return ctx.Err()
+}
+
+// quitAll closes connections in the background, each within QuitTimeout.
+func (p *Pool) quitAll(conns []*Conn) {
+	defer p.recoverPanic()
+	for _, c := range conns {
+		p.quit(context.Background(), c)
+	}
+}
+
+func (p *Pool) recoverPanic() {
+	if r := recover(); r != nil {
+		p.opts.Logger.Error("smtppool: panic in quit", "panic", r, "stack", string(debug.Stack()))
+	}
 }
 
 func (p *Pool) expired(c *Conn, now time.Time) bool {

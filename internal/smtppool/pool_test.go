@@ -214,9 +214,7 @@ func TestAgeingAndReap(t *testing.T) {
 	if c2 == c {
 		t.Fatal("connection older than its TTL reused")
 	}
-	if f.srv.Commands("QUIT") != 1 {
-		t.Errorf("aged connection not closed with QUIT (QUITs=%d)", f.srv.Commands("QUIT"))
-	}
+	eventually(t, "aged connection closed with QUIT", func() bool { return f.srv.Commands("QUIT") == 1 })
 
 	// Put on an aged connection closes it instead of keeping it.
 	f.clock.Advance(11 * time.Second)
@@ -268,13 +266,7 @@ func TestRunStopsWithContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- f.pool.Run(ctx) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for f.pool.Open(f.key) != 0 && time.Now().Before(deadline) {
-		<-time.After(5 * time.Millisecond)
-	}
-	if f.pool.Open(f.key) != 0 {
-		t.Error("Run did not reap the idle connection")
-	}
+	eventually(t, "Run reaps the idle connection", func() bool { return f.pool.Open(f.key) == 0 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)
@@ -371,5 +363,17 @@ func TestConcurrentUseStaysWithinSize(t *testing.T) {
 	wg.Wait()
 	if f.srv.Count() != 60 || f.srv.Connections() > 2 {
 		t.Errorf("messages %d over %d connections, want 60 over at most 2", f.srv.Count(), f.srv.Connections())
+	}
+}
+
+// eventually polls cond until it holds or a generous deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		<-time.After(5 * time.Millisecond)
 	}
 }
