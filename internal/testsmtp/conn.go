@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"time"
 )
@@ -151,11 +150,11 @@ func (c *trackedConn) scan(p []byte) {
 		}
 		c.appendLine(p[:i])
 		p = p[i+1:]
-		line := strings.TrimSuffix(string(c.line), "\r")
+		line := bytes.TrimSuffix(c.line, []byte("\r"))
 		big := c.skipBig
 		c.line, c.skipBig = c.line[:0], false
 		if c.inData {
-			if line == "." {
+			if len(line) == 1 && line[0] == '.' {
 				c.inData = false
 			}
 			continue
@@ -163,10 +162,10 @@ func (c *trackedConn) scan(p []byte) {
 		if big {
 			continue
 		}
-		verb, _, _ := strings.Cut(line, " ")
-		verb = strings.ToUpper(verb)
-		c.srv.countCommand(verb)
-		if verb == "STARTTLS" {
+		verb, _, _ := bytes.Cut(line, []byte(" "))
+		name := string(bytes.ToUpper(verb))
+		c.srv.countCommand(name)
+		if name == "STARTTLS" {
 			c.blind = true
 		}
 	}
