@@ -1,0 +1,212 @@
+package cli
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/mailproxy/mailproxy/internal/config"
+	"github.com/mailproxy/mailproxy/internal/proxy"
+	"github.com/mailproxy/mailproxy/internal/store"
+)
+
+type serveCmd struct {
+	Host string `help:"Listen address (env GMP_HOST)." placeholder:"ADDR"`
+	Port *int   `help:"Listen port; 0 picks a free one (env GMP_PORT)." placeholder:"PORT"`
+	DB   string `name:"db" help:"SQLite file or postgres:// DSN (env GMP_DB_PATH, GMP_DATABASE_URL)." placeholder:"PATH|DSN"`
+}
+
+func (c *serveCmd) Run(e *env) error {
+	cfg, warnings, err := e.loadConfig()
+	if err != nil {
+		return err
+	}
+	if c.Host != "" {
+		cfg.Host = c.Host
+	}
+	if c.Port != nil {
+		cfg.Port = *c.Port
+	}
+	applyDB(&cfg, c.DB)
+	if e.flags.Token != "" {
+		cfg.APIToken = e.flags.Token
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
+	log, err := config.NewLogger(cfg, e.stderr)
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		log.Warn("config file", slog.String("warning", w))
+	}
+	if err := proxy.Run(e.ctx, cfg, proxy.Options{Logger: log, Stderr: e.stderr, Version: buildVersion()}); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// applyDB makes a --db flag win over both GMP_DB_PATH and GMP_DATABASE_URL.
+func applyDB(cfg *config.Config, db string) {
+	if db != "" {
+		cfg.DBPath = db
+		cfg.DatabaseURL = ""
+	}
+}
+
+type versionCmd struct{}
+
+func (versionCmd) Run(e *env) error {
+	if e.flags.JSON {
+		return writeJSON(e.stdout, map[string]string{"version": buildVersion()})
+	}
+	_, err := fmt.Fprintf(e.stdout, "mail-proxy %s\n", buildVersion())
+	return err
+}
+
+type configCmd struct{}
+
+// Run prints every variable, then fails if the configuration would not start serve.
+func (configCmd) Run(e *env) error {
+	cfg, warnings, err := e.loadConfig()
+	if err != nil {
+		return err
+	}
+	if e.flags.URL != "" {
+		cfg.URL = e.flags.URL
+	}
+	if e.flags.Token != "" {
+		cfg.APIToken = e.flags.Token
+	}
+	if e.flags.Tenant != "" {
+		cfg.Tenant = e.flags.Tenant
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(e.stderr, "mail-proxy: warning: %s\n", w)
+	}
+	if e.flags.JSON {
+		err = config.PrintJSON(e.stdout, cfg)
+	} else {
+		err = config.Print(e.stdout, cfg)
+	}
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
+	return nil
+}
+
+type genKeyCmd struct{}
+
+func (genKeyCmd) Run(e *env) error {
+	var key [32]byte
+	if _, err := rand.Read(key[:]); err != nil {
+		return fmt.Errorf("gen-key: %w", err)
+	}
+	s := base64.StdEncoding.EncodeToString(key[:])
+	if e.flags.JSON {
+		return writeJSON(e.stdout, map[string]string{"key": s})
+	}
+	_, err := fmt.Fprintln(e.stdout, s)
+	return err
+}
+
+type tokenCmd struct {
+	Regenerate bool   `help:"Replace the stored admin token with a new one and print it."`
+	DB         string `name:"db" help:"SQLite file or postgres:// DSN (env GMP_DB_PATH, GMP_DATABASE_URL)." placeholder:"PATH|DSN"`
+}
+
+// newToken returns 32 random bytes as URL-safe base64 without padding (43 characters).
+func newToken() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+func (c *tokenCmd) Run(e *env) error {
+	cfg, _, err := e.loadConfig()
+	if err != nil {
+		return err
+	}
+	applyDB(&cfg, c.DB)
+	st, err := openStore(e.ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeStore(e.stderr, st)
+
+	inst, err := st.GetInstance(e.ctx)
+	found := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("token: read instance settings: %w", err)
+	}
+	if cfg.APIToken != "" || e.flags.Token != "" {
+		fmt.Fprintln(e.stderr, "mail-proxy: note: GMP_API_TOKEN is set; serve uses it instead of the stored token")
+	}
+	var tok string
+	if c.Regenerate {
+		if tok, err = newToken(); err != nil {
+			return fmt.Errorf("token: %w", err)
+		}
+		switch {
+		case !found:
+			inst = newInstance(cfg)
+		case inst.CreatedAt.IsZero(): // the store's defaults, no row yet
+			inst.Name = cfg.InstanceName
+		}
+		inst.APIToken = tok
+		if err := st.PutInstance(e.ctx, inst); err != nil {
+			return fmt.Errorf("token: store the new token: %w", err)
+		}
+	} else {
+		if !found || inst.APIToken == "" {
+			return errors.New("no admin token stored yet: serve generates one at first start, or run mail-proxy token --regenerate")
+		}
+		tok = inst.APIToken
+	}
+	if e.flags.JSON {
+		return writeJSON(e.stdout, map[string]string{"api_token": tok})
+	}
+	_, err = fmt.Fprintln(e.stdout, tok)
+	return err
+}
+
+// newInstance is the settings row for a store that has none yet (api.md §4.3 defaults).
+func newInstance(cfg config.Config) store.Instance {
+	return store.Instance{
+		Name:               cfg.InstanceName,
+		Edition:            "ee",
+		BounceIMAPPort:     993,
+		BounceIMAPFolder:   "INBOX",
+		BouncePollInterval: 60,
+	}
+}
+
+type migrateCmd struct {
+	DB string `name:"db" help:"SQLite file or postgres:// DSN (env GMP_DB_PATH, GMP_DATABASE_URL)." placeholder:"PATH|DSN"`
+}
+
+func (c *migrateCmd) Run(e *env) error {
+	cfg, _, err := e.loadConfig()
+	if err != nil {
+		return err
+	}
+	applyDB(&cfg, c.DB)
+	st, err := openStore(e.ctx, cfg) // opening applies every pending migration
+	if err != nil {
+		return err
+	}
+	closeStore(e.stderr, st)
+	if e.flags.JSON {
+		return writeJSON(e.stdout, map[string]any{"ok": true, "store": displayDSN(cfg)})
+	}
+	_, err = fmt.Fprintf(e.stdout, "store %s is up to date\n", displayDSN(cfg))
+	return err
+}
