@@ -185,7 +185,7 @@ func (s *Sender) Send(ctx context.Context, acct store.Account, msg *Message) (Re
 func (s *Sender) transact(ctx context.Context, conn *smtppool.Conn, msg *Message) (res Result, reusable bool, err error) {
 	c := conn.Client()
 	stop := conn.Within(ctx, 0)
-	defer func() { stop() }()
+	defer stop()
 
 	// fail classifies err; a reply other than 421 leaves the connection
 	// usable once the transaction is reset.
@@ -238,8 +238,7 @@ func (s *Sender) transact(ctx context.Context, conn *smtppool.Conn, msg *Message
 	if err != nil {
 		return fail("DATA", err)
 	}
-	stop()
-	stop = conn.Within(ctx, s.dataTimeout(msg)+s.opts.ReplyTimeout)
+	conn.Limit(s.dataTimeout(msg) + s.opts.ReplyTimeout)
 	if _, err := msg.WriteTo(w); err != nil {
 		return res, false, classifyAt("DATA", err)
 	}
@@ -251,8 +250,7 @@ func (s *Sender) transact(ctx context.Context, conn *smtppool.Conn, msg *Message
 	if !s.opts.ResetAfterSuccess {
 		return res, true, nil
 	}
-	stop()
-	stop = conn.Within(ctx, 0)
+	conn.Limit(0)
 	// Accepted: a failing RSET only costs the connection, not the message.
 	return res, c.Reset() == nil, nil
 }

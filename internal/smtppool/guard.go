@@ -63,6 +63,18 @@ func (g *Guard) Within(ctx context.Context, d time.Duration) (stop func()) {
 	}
 }
 
+// Limit re-caps the current phase at now+d (d <= 0: no cap), without
+// touching its context; the DATA body uses it to get its own allowance.
+func (g *Guard) Limit(d time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.limit = time.Time{}
+	if d > 0 {
+		g.limit = time.Now().Add(d)
+	}
+	_ = g.setLocked(time.Time{})
+}
+
 // effective returns the deadline to apply for a requested one. Callers hold mu.
 func (g *Guard) effective(t time.Time) time.Time {
 	if g.interrupted {

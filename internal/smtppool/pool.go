@@ -118,6 +118,9 @@ func (c *Conn) Within(ctx context.Context, d time.Duration) (stop func()) {
 	return c.guard.Within(ctx, d)
 }
 
+// Limit re-caps the current Within phase (see Guard.Limit).
+func (c *Conn) Limit(d time.Duration) { c.guard.Limit(d) }
+
 type bucket struct {
 	idle    []*Conn
 	open    int           // idle + in use + dialling

@@ -296,6 +296,25 @@ func TestGuardInterrupts(t *testing.T) {
 		t.Fatalf("stalled MAIL under a 50 ms limit: %v", err)
 	}
 
+	// Limit re-caps a running phase.
+	nc3, err := net.Dial("tcp", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g3 := smtppool.NewGuard(nc3)
+	c3 := smtp.NewClient(g3)
+	defer c3.Close()
+	if err := c3.Hello("x"); err != nil {
+		t.Fatal(err)
+	}
+	stop = g3.Within(t.Context(), 0)
+	g3.Limit(50 * time.Millisecond)
+	err = c3.Mail("a@x", nil)
+	stop()
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("stalled MAIL after Limit: %v", err)
+	}
+
 	// A cancelled context interrupts too.
 	nc2, err := net.Dial("tcp", srv.Addr())
 	if err != nil {
