@@ -55,7 +55,7 @@ func (l *Loop) serve(ctx context.Context, tenantID string, forced bool) (next ti
 			return until, false, nil
 		}
 	}
-	if len(events) == 0 && !heartbeat {
+	if len(events) == 0 && !heartbeat && (state.QueuedStreak == 0 || tg.Global) {
 		return l.nextHeartbeat(tenant, tg, state), false, nil
 	}
 
@@ -78,7 +78,9 @@ func (l *Loop) serve(ctx context.Context, tenantID string, forced bool) (next ti
 		return *state.NextRetryAt, false, nil
 	}
 
-	resync := false // the last answer asked for another call (queued > 0)
+	// The last answer asked for another call (queued > 0); stored, so it
+	// survives a turn ending and a restart.
+	resync := state.QueuedStreak > 0
 	var holdUntil time.Time
 	for posts := 0; ; posts++ {
 		if posts == postsPerTurn {
