@@ -79,13 +79,24 @@ func BenchmarkRawCeiling(b *testing.B) {
 
 // BenchmarkSender is the same traffic through Build and Sender over the
 // pool: the per-message cost of mailproxy's SMTP path.
+//
+// The rset variant sends RSET after every message (ResetAfterSuccess), to
+// show what that costs.
 func BenchmarkSender(b *testing.B) {
-	for _, senders := range []int{1, 3} {
-		b.Run(fmt.Sprintf("senders=%d", senders), func(b *testing.B) {
+	for _, bc := range []struct {
+		senders int
+		rset    bool
+	}{{1, false}, {3, false}, {1, true}} {
+		name := fmt.Sprintf("senders=%d", bc.senders)
+		if bc.rset {
+			name += "/rset"
+		}
+		senders := bc.senders
+		b.Run(name, func(b *testing.B) {
 			srv := testsmtp.Start(b, testsmtp.Options{Discard: true})
 			pool := smtppool.New(smtppool.Options{})
 			b.Cleanup(func() { _ = pool.Close(context.Background()) })
-			sender, err := delivery.NewSender(delivery.SenderOptions{Pool: pool, HeloName: "bench"})
+			sender, err := delivery.NewSender(delivery.SenderOptions{Pool: pool, HeloName: "bench", ResetAfterSuccess: bc.rset})
 			if err != nil {
 				b.Fatal(err)
 			}

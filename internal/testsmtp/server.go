@@ -396,7 +396,9 @@ func (s *Server) Stats() Stats {
 // Connections is the number of TCP connections accepted so far.
 func (s *Server) Connections() int64 { return s.nextConn.Load() }
 
-// Commands is how many times verb (e.g. "RSET", "NOOP") was seen in clear.
+// Commands is how many times verb (e.g. "RSET", "NOOP", "QUIT") was seen.
+// Commands are read in clear on plain and implicit-TLS connections; after
+// STARTTLS the server cannot see them and they are not counted.
 func (s *Server) Commands(verb string) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
