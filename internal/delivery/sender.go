@@ -157,8 +157,8 @@ func (s *Sender) PoolKey(a store.Account) smtppool.Key {
 // With some recipients refused and others accepted the message is sent and
 // Result.Refused lists the refusals.
 func (s *Sender) Send(ctx context.Context, acct store.Account, msg *Message) (Result, error) {
-	if msg == nil {
-		return Result{}, &Error{Permanent: true, Command: "build", Err: errors.New("nil message")}
+	if msg == nil || msg.msg == nil {
+		return Result{}, &Error{Permanent: true, Command: "build", Err: errors.New("message not built with Build")}
 	}
 	ttl := time.Duration(acct.TTL) * time.Second
 	if acct.TTL <= 0 {
@@ -175,6 +175,7 @@ func (s *Sender) Send(ctx context.Context, acct store.Account, msg *Message) (Re
 	if reusable {
 		s.opts.Pool.Put(conn)
 	} else {
+		s.opts.Logger.Debug("smtp connection closed after failure", "host", acct.Host, "port", acct.Port, "err", err)
 		s.opts.Pool.Discard(conn)
 	}
 	return res, err

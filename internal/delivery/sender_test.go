@@ -410,4 +410,7 @@ func TestBadAccount(t *testing.T) {
 	if _, err := b.sender.Send(t.Context(), zero, nil); err == nil {
 		t.Error("nil message sent")
 	}
+	if _, err := b.sender.Send(t.Context(), b.acct, &delivery.Message{}); err == nil {
+		t.Error("unbuilt message sent")
+	}
 }
