@@ -1,16 +1,47 @@
 // Package proxy assembles one mail-proxy instance: it opens and migrates the
 // store, builds the API, dispatcher and report loop, runs them under one
 // errgroup and stops them in order.
+//
+// Start-up:
+//  1. Open the store (SQLite exclusively, or PostgreSQL), which migrates it.
+//  2. On SQLite release every claim (no other process can hold one); make the
+//     `default` tenant when no tenant exists; resolve the admin token
+//     (GMP_API_TOKEN, else stored, else generated, stored and printed once).
+//  3. Build the metrics (zero series per account), the SMTP pool, the
+//     attachment fetcher, the dispatcher, the report loop and the API.
+//  4. Run them until ctx ends. Shutdown: the HTTP server stops accepting and
+//     finishes open requests, the dispatcher stops claiming and drains, the
+//     report loop stops, pooled connections QUIT, the store closes last.
 package proxy
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"time"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mailproxy/mailproxy/internal/api"
+	"github.com/mailproxy/mailproxy/internal/attach"
 	"github.com/mailproxy/mailproxy/internal/config"
+	"github.com/mailproxy/mailproxy/internal/delivery"
+	"github.com/mailproxy/mailproxy/internal/metrics"
+	"github.com/mailproxy/mailproxy/internal/queue"
+	"github.com/mailproxy/mailproxy/internal/report"
+	"github.com/mailproxy/mailproxy/internal/smtppool"
+	"github.com/mailproxy/mailproxy/internal/store"
 )
 
 // Options are the process-level inputs of Run beyond the configuration.
@@ -23,5 +54,352 @@ type Options struct {
 
 // Run runs the instance until ctx is cancelled, then shuts down gracefully.
 func Run(ctx context.Context, cfg config.Config, opts Options) error {
-	return errors.New("proxy: not assembled yet")
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = io.Discard
+	}
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
+	owner := instanceID()
+	log = log.With("instance", owner)
+
+	st, err := OpenStore(ctx, cfg, log, true)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("close store", "err", err)
+		}
+	}()
+	if !isPostgres(cfg.DatabaseDSN()) {
+		if n, err := st.ReleaseClaims(ctx, ""); err != nil {
+			return fmt.Errorf("release stale claims: %w", err)
+		} else if n > 0 {
+			log.Info("released claims left by a previous run", "count", n)
+		}
+	}
+	if err := ensureDefaultTenant(ctx, st); err != nil {
+		return err
+	}
+	token, err := adminToken(ctx, st, cfg, opts.Stderr)
+	if err != nil {
+		return err
+	}
+
+	m := metrics.New()
+	if err := seedAccountSeries(ctx, st, m); err != nil {
+		return err
+	}
+
+	pool := smtppool.New(smtppool.Options{Size: cfg.PoolSize, Logger: log.With("component", "smtppool")})
+	sender, err := delivery.NewSender(delivery.SenderOptions{Pool: pool, Logger: log.With("component", "delivery")})
+	if err != nil {
+		return fmt.Errorf("smtp sender: %w", err)
+	}
+	fetcher, err := attach.New(attach.Options{
+		Timeout:            cfg.AttachmentTimeout.Duration(),
+		MaxConcurrent:      cfg.MaxAttachmentFetches,
+		MaxAttachmentBytes: int64(cfg.AttachmentMaxMB * 1024 * 1024),
+		MaxMessageBytes:    int64(cfg.MessageMaxMB * 1024 * 1024),
+		BaseDir:            cfg.AttachmentBaseDir,
+		AllowPrivate:       cfg.AttachmentAllowPrivate,
+		MemoryMaxBytes:     int64(cfg.CacheMemoryMaxMB * 1024 * 1024),
+		MemoryTTL:          cfg.CacheMemoryTTL.Duration(),
+		DiskDir:            cfg.CacheDiskDir,
+		DiskMaxBytes:       int64(cfg.CacheDiskMaxMB * 1024 * 1024),
+		DiskTTL:            cfg.CacheDiskTTL.Duration(),
+		DiskThresholdBytes: int64(cfg.CacheDiskThresholdKB) * 1024,
+		Logger:             log.With("component", "attach"),
+		Metrics:            m,
+		UserAgent:          "mail-proxy/" + opts.Version,
+	})
+	if err != nil {
+		return fmt.Errorf("attachments: %w", err)
+	}
+
+	reports := report.New(st, report.Options{
+		Owner:          owner,
+		BatchSize:      cfg.ReportBatchSize,
+		Timeout:        cfg.ClientSyncTimeout.Duration(),
+		SyncInterval:   cfg.SyncInterval.Duration(),
+		GlobalURL:      cfg.ClientSyncURL,
+		GlobalUser:     cfg.ClientSyncUser,
+		GlobalPassword: cfg.ClientSyncPassword,
+		GlobalToken:    cfg.ClientSyncToken,
+		GlobalSecret:   cfg.ClientSyncSecret,
+		Concurrency:    8,
+		UserAgent:      "mail-proxy/" + opts.Version,
+		Logger:         log.With("component", "report"),
+		Metrics:        m,
+	})
+
+	delays := make([]time.Duration, len(cfg.RetryDelays))
+	for i, s := range cfg.RetryDelays {
+		delays[i] = time.Duration(s) * time.Second
+	}
+	bounceReturnPath := ""
+	if cfg.BounceEnabled {
+		bounceReturnPath = cfg.BounceReturnPath
+	}
+	dispatcher := queue.New(st, sender, fetcher, queue.Options{
+		Owner:               owner,
+		MaxSends:            cfg.MaxSends,
+		MaxSendsPerAccount:  cfg.MaxSendsPerAccount,
+		BatchSizePerAccount: cfg.BatchSizePerAccount,
+		Retry:               queue.RetryPolicy{MaxRetries: cfg.MaxRetries, Delays: delays},
+		Lease:               time.Duration(cfg.ClaimLeaseSeconds) * time.Second,
+		PollInterval:        cfg.SendLoopInterval.Duration(),
+		ShutdownTimeout:     cfg.ShutdownTimeout.Duration(),
+		TestMode:            cfg.TestMode,
+		LogActivity:         cfg.LogDeliveryActivity,
+		BounceReturnPath:    bounceReturnPath,
+		Logger:              log.With("component", "queue"),
+		Metrics:             m,
+		OnOutcome:           func(string) { reports.Wake() },
+		OnIdle: func(ctx context.Context) {
+			if err := reports.Cycle(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("report cycle after run-now", "err", err)
+			}
+		},
+	})
+
+	waker, _ := st.(store.Waker)
+	active := cfg.SchedulerActive
+	wake := func() {
+		if active && !cfg.TestMode {
+			dispatcher.Wake()
+		}
+	}
+	runNow := func(tenantID string) {
+		if waker != nil {
+			if err := waker.SignalWork(context.WithoutCancel(ctx)); err != nil {
+				log.Warn("signal other instances", "err", err)
+			}
+		}
+		if !active {
+			return
+		}
+		dispatcher.RunNow()
+		if !cfg.TestMode {
+			reports.RunNow(tenantID)
+		}
+	}
+
+	handler, err := api.New(api.Deps{
+		Store:      st,
+		Config:     cfg,
+		Metrics:    m,
+		Logger:     log.With("component", "api"),
+		AdminToken: token,
+		Version:    opts.Version,
+		Wake:       wake,
+		RunNow:     runNow,
+		Ready:      func(ctx context.Context) error { _, err := st.GetInstance(ctx); return err },
+	})
+	if err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+
+	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (GMP_HOST/GMP_PORT): %w", addr, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("mail-proxy listening", "addr", ln.Addr().String(), "scheduler_active", active,
+		"test_mode", cfg.TestMode, "store", storeKind(cfg))
+	if opts.Ready != nil {
+		opts.Ready(ln.Addr())
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	goSafe(g, log, m, "http", func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	})
+	goSafe(g, log, m, "http-shutdown", func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout.Duration())
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	goSafe(g, log, m, "smtppool", func() error { return pool.Run(gctx) })
+	if active {
+		goSafe(g, log, m, "dispatcher", func() error { return dispatcher.Run(gctx) })
+		goSafe(g, log, m, "reports", func() error { return reports.Run(gctx) })
+		goSafe(g, log, m, "retention", func() error {
+			return report.RunRetention(gctx, st, time.Hour, cfg.ReportRetention.Duration(), 500, log.With("component", "retention"))
+		})
+		goSafe(g, log, m, "housekeeping", func() error { return housekeeping(gctx, st, log) })
+		if waker != nil {
+			goSafe(g, log, m, "listen", func() error {
+				return waker.Listen(gctx, func() { wake(); reports.Wake() })
+			})
+		}
+	}
+	if cfg.PprofAddr != "" {
+		psrv := pprofServer(cfg.PprofAddr)
+		goSafe(g, log, m, "pprof", func() error {
+			go func() { <-gctx.Done(); _ = psrv.Close() }()
+			if err := psrv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("pprof server: %w", err)
+			}
+			return nil
+		})
+	}
+	err = g.Wait()
+
+	qctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	pool.Close(qctx)
+	log.Info("mail-proxy stopped")
+	return err
+}
+
+// OpenStore opens the configured store; exclusive is for `serve` (one per SQLite file).
+func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger, exclusive bool) (store.Store, error) {
+	return openStore(ctx, cfg, log, exclusive)
+}
+
+func storeKind(cfg config.Config) string {
+	if isPostgres(cfg.DatabaseDSN()) {
+		return "postgresql"
+	}
+	return "sqlite:" + cfg.DatabaseDSN()
+}
+
+// ensureDefaultTenant creates tenant `default` when no tenant exists (lifecycle.md §2).
+func ensureDefaultTenant(ctx context.Context, st store.Store) error {
+	tenants, err := st.ListTenants(ctx, false)
+	if err != nil {
+		return fmt.Errorf("list tenants: %w", err)
+	}
+	if len(tenants) > 0 {
+		return nil
+	}
+	name := "Default Tenant"
+	if _, err := st.UpsertTenant(ctx, store.Tenant{ID: "default", Name: &name, Active: true}); err != nil {
+		return fmt.Errorf("create default tenant: %w", err)
+	}
+	return nil
+}
+
+// adminToken resolves the admin token: GMP_API_TOKEN, else the stored one,
+// else a new one, stored and printed once (tenancy-security.md §1).
+func adminToken(ctx context.Context, st store.Store, cfg config.Config, stderr io.Writer) (string, error) {
+	if cfg.APIToken != "" {
+		return cfg.APIToken, nil
+	}
+	inst, err := st.GetInstance(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read instance settings: %w", err)
+	}
+	if inst.APIToken != "" {
+		return inst.APIToken, nil
+	}
+	token, err := NewToken()
+	if err != nil {
+		return "", err
+	}
+	inst.APIToken = token
+	if err := st.PutInstance(ctx, inst); err != nil {
+		return "", fmt.Errorf("store generated admin token: %w", err)
+	}
+	fmt.Fprintf(stderr, "Generated admin API token (shown once; `mail-proxy token` shows it again):\n%s\n", token)
+	return token, nil
+}
+
+// NewToken is 32 random bytes, URL-safe base64 without padding (43 characters).
+func NewToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+func seedAccountSeries(ctx context.Context, st store.Store, m *metrics.Metrics) error {
+	tenants, err := st.ListTenants(ctx, false)
+	if err != nil {
+		return fmt.Errorf("list tenants: %w", err)
+	}
+	names := map[string]string{}
+	for _, t := range tenants {
+		if t.Name != nil {
+			names[t.ID] = *t.Name
+		}
+	}
+	accounts, err := st.ListAccounts(ctx, "")
+	if err != nil {
+		return fmt.Errorf("list accounts: %w", err)
+	}
+	for _, a := range accounts {
+		m.AccountSeen(a.TenantID, names[a.TenantID], a.ID)
+	}
+	if n, err := st.CountUnprocessed(ctx); err == nil {
+		m.Pending.Set(float64(n))
+	}
+	return nil
+}
+
+// housekeeping drops idempotency records and rate windows older than a day.
+func housekeeping(ctx context.Context, st store.Store, log *slog.Logger) error {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := st.PurgeExpired(ctx, time.Now().Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
+				log.Warn("housekeeping", "err", err)
+			}
+		}
+	}
+}
+
+func pprofServer(addr string) *http.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+}
+
+// goSafe runs fn in the group, turning a panic into a logged, counted error.
+func goSafe(g *errgroup.Group, log *slog.Logger, m *metrics.Metrics, name string, fn func() error) {
+	g.Go(func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				log.Error("panic", "component", name, "panic", r, "stack", string(debug.Stack()))
+				m.Panics.Inc()
+				err = fmt.Errorf("%s: panic: %v", name, r)
+			}
+		}()
+		return fn()
+	})
+}
+
+func instanceID() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
 }

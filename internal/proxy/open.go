@@ -1,0 +1,30 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/mailproxy/mailproxy/internal/config"
+	"github.com/mailproxy/mailproxy/internal/store"
+	"github.com/mailproxy/mailproxy/internal/store/sqlite"
+)
+
+// isPostgres reports whether a GMP_DB_PATH/GMP_DATABASE_URL value names PostgreSQL.
+func isPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, exclusive bool) (store.Store, error) {
+	dsn := cfg.DatabaseDSN()
+	if isPostgres(dsn) {
+		return nil, errors.New("GMP_DB_PATH: PostgreSQL is not supported by this build yet")
+	}
+	st, err := sqlite.Open(ctx, dsn, sqlite.Options{Logger: log.With("component", "store"), Exclusive: exclusive})
+	if err != nil {
+		return nil, fmt.Errorf("open SQLite store %s (GMP_DB_PATH): %w", dsn, err)
+	}
+	return st, nil
+}

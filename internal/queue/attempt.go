@@ -1,0 +1,288 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mailproxy/mailproxy/internal/attach"
+	"github.com/mailproxy/mailproxy/internal/delivery"
+	"github.com/mailproxy/mailproxy/internal/metrics"
+	"github.com/mailproxy/mailproxy/internal/store"
+)
+
+// Descriptions and codes of the contract (delivery.md §3, ratelimits.md §4).
+const (
+	reasonRateLimit         = "rate_limit"
+	reasonRateLimitExceeded = "rate_limit_exceeded"
+	codeMissingAccount      = "missing_account_configuration"
+)
+
+// attempt runs one claimed message to its outcome (delivery.md §3).
+func (d *Dispatcher) attempt(ctx context.Context, c store.Claim) {
+	m := c.Message
+	now := d.opts.Now()
+	base := store.Outcome{MessagePK: m.PK, Owner: d.opts.Owner, Attempt: m.Attempt, At: now, RetryCount: m.RetryCount}
+	labels := d.labels(ctx, m)
+
+	// 1. The account.
+	if c.Account == nil {
+		o := base
+		o.Kind = store.OutcomeError
+		o.Description = fmt.Sprintf("Account '%s' not found for tenant '%s'", m.AccountID, m.TenantID)
+		o.Metadata = jsonObject(map[string]any{"code": codeMissingAccount})
+		d.record(ctx, m, o)
+		return
+	}
+	acct := *c.Account
+	p, err := store.DecodePayload(m.Payload)
+	if err != nil {
+		o := base
+		o.Kind = store.OutcomeError
+		o.Description = "invalid stored payload: " + err.Error()
+		d.record(ctx, m, o)
+		return
+	}
+
+	// 2. Rate limits: one slot in every configured window, before connecting.
+	var reserved *store.RateKey
+	if req, limited := rateRequest(acct, m.TenantID, now); limited {
+		dec, err := d.st.ReserveRate(ctx, req)
+		if err != nil {
+			d.release(ctx, m, fmt.Errorf("reserve rate slot: %w", err))
+			return
+		}
+		if !dec.OK {
+			d.rateLimited(ctx, m, acct, base, dec, labels)
+			return
+		}
+		reserved = &store.RateKey{TenantID: m.TenantID, AccountID: m.AccountID, At: now}
+	}
+	base.ReleaseRate = reserved // any failure gives the slot back
+
+	// 3. Attachments.
+	var parts []delivery.Part
+	if len(p.Attachments) > 0 {
+		tenant, err := d.st.GetTenant(ctx, m.TenantID)
+		if err != nil {
+			d.release(ctx, m, fmt.Errorf("load tenant for attachments: %w", err))
+			return
+		}
+		contents, err := d.fetch.FetchAll(ctx, tenant, p.Attachments)
+		if err != nil {
+			var ae *attach.Error
+			temporary := !errors.As(err, &ae) || ae.Temporary
+			d.failed(ctx, m, base, err.Error(), temporary, 0, false, labels)
+			return
+		}
+		parts = make([]delivery.Part, len(contents))
+		for i, ct := range contents {
+			parts[i] = delivery.Part{Filename: ct.Filename, ContentType: ct.MimeType, Data: ct.Data}
+		}
+	}
+
+	// 4. MIME.
+	if p.ReturnPath == "" && d.opts.BounceReturnPath != "" {
+		p.ReturnPath = d.opts.BounceReturnPath
+	}
+	msg, err := delivery.Build(p, m.PK, parts, now)
+	if err != nil {
+		d.failed(ctx, m, base, "Cannot build message: "+err.Error(), false, 0, false, labels)
+		return
+	}
+
+	// 5. SMTP.
+	if d.opts.LogActivity {
+		d.log.Info("sending", "msg_id", m.ID, "tenant_id", m.TenantID, "account_id", m.AccountID, "attempt", m.Attempt)
+	}
+	started := time.Now()
+	res, err := d.send.Send(ctx, acct, msg)
+	if d.opts.Metrics != nil {
+		d.opts.Metrics.SendDuration.WithLabelValues(labels["tenant_id"], labels["account_id"]).Observe(time.Since(started).Seconds())
+	}
+	if err != nil {
+		de := asDeliveryError(err)
+		d.countReply(labels, de)
+		d.failed(ctx, m, base, de.Error(), !de.Permanent, de.Code, true, labels)
+		return
+	}
+	d.countReply(labels, nil)
+
+	// 6. The outcome.
+	o := base
+	o.Kind = store.OutcomeSent
+	o.At = d.opts.Now()
+	o.ReleaseRate = nil // a sent message keeps its slot
+	if len(res.Refused) > 0 {
+		refused := make([]map[string]any, len(res.Refused))
+		for i, r := range res.Refused {
+			refused[i] = map[string]any{"rcpt": r.Rcpt, "code": r.Code, "message": r.Message}
+		}
+		o.Metadata = jsonObject(map[string]any{"refused": refused})
+	}
+	if d.record(ctx, m, o) && d.opts.Metrics != nil {
+		d.opts.Metrics.Sent.With(labels).Inc()
+	}
+}
+
+// failed records a failed attempt: a retry while the budget lasts, else an error.
+func (d *Dispatcher) failed(ctx context.Context, m store.Message, base store.Outcome, desc string, temporary bool, code int, smtpSide bool, labels map[string]string) {
+	o := base
+	o.At = d.opts.Now()
+	n := m.RetryCount
+	meta := map[string]any{}
+	if code != 0 {
+		meta["smtp_code"] = code
+	}
+	if temporary && !d.opts.Retry.Exhausted(n) {
+		until := o.At.Add(d.opts.Retry.Delay(n))
+		o.Kind = store.OutcomeDeferred
+		o.Description = desc
+		o.DeferredUntil = &until
+		o.RetryCount = n + 1
+		meta["deferred_ts"] = until.Unix()
+		meta["retry_count"] = n + 1
+		o.Metadata = jsonObject(meta)
+		if d.record(ctx, m, o) && d.opts.Metrics != nil {
+			d.opts.Metrics.Deferred.With(labels).Inc()
+		}
+		return
+	}
+	o.Kind = store.OutcomeError
+	o.Description = desc
+	if temporary {
+		o.Description = d.opts.Retry.ExhaustedDescription(desc)
+	}
+	o.RetryCount = n
+	meta["retry_count"] = n
+	o.Metadata = jsonObject(meta)
+	if d.record(ctx, m, o) && smtpSide && d.opts.Metrics != nil {
+		d.opts.Metrics.Errors.With(labels).Inc()
+	}
+}
+
+// rateLimited applies limit_behavior when a window is full (ratelimits.md §4).
+func (d *Dispatcher) rateLimited(ctx context.Context, m store.Message, acct store.Account, base store.Outcome, dec store.RateDecision, labels map[string]string) {
+	if d.opts.Metrics != nil {
+		d.opts.Metrics.RateLimited.With(labels).Inc()
+	}
+	o := base
+	if acct.LimitBehavior == "reject" || acct.LimitBehavior == "error" {
+		o.Kind = store.OutcomeError
+		o.Description = reasonRateLimitExceeded
+		d.record(ctx, m, o)
+		return
+	}
+	until := dec.WindowEnd
+	o.DeferredUntil = &until
+	o.Kind = store.OutcomeDeferred
+	o.Description = reasonRateLimit
+	o.Metadata = jsonObject(map[string]any{"deferred_ts": until.Unix()})
+	// A backlog waiting for capacity is re-deferred silently, so the client
+	// gets one rate_limit report per message, not one per window.
+	if last, err := d.st.LastEvent(ctx, m.PK); err == nil && last.Type == store.EventDeferred && last.Description == reasonRateLimit {
+		o.Kind = store.OutcomeSilentDefer
+	}
+	if d.record(ctx, m, o) && d.opts.Metrics != nil {
+		d.opts.Metrics.Deferred.With(labels).Inc()
+	}
+}
+
+// release gives a claim back without an event when the attempt could not
+// start for an internal reason (the store failed); it is retried later.
+func (d *Dispatcher) release(ctx context.Context, m store.Message, cause error) {
+	d.log.Warn("attempt abandoned, claim released", "msg_id", m.ID, "tenant_id", m.TenantID, "err", cause)
+	d.record(ctx, m, store.Outcome{MessagePK: m.PK, Owner: d.opts.Owner, Attempt: m.Attempt,
+		Kind: store.OutcomeRelease, At: d.opts.Now()})
+}
+
+// record writes the outcome; false when it was not applied (lease lost,
+// message deleted meanwhile) or the store failed.
+func (d *Dispatcher) record(ctx context.Context, m store.Message, o store.Outcome) bool {
+	// The outcome must be written even while shutting down.
+	ctx = context.WithoutCancel(ctx)
+	err := d.st.RecordOutcome(ctx, o)
+	switch {
+	case errors.Is(err, store.ErrLeaseLost):
+		d.log.Info("outcome dropped: claim no longer held (message deleted or lease expired)", "msg_id", m.ID, "tenant_id", m.TenantID)
+		return false
+	case err != nil:
+		d.log.Error("record outcome", "msg_id", m.ID, "tenant_id", m.TenantID, "err", err)
+		return false
+	}
+	if d.opts.LogActivity && o.Kind != store.OutcomeRelease {
+		d.log.Info("outcome", "msg_id", m.ID, "tenant_id", m.TenantID, "account_id", m.AccountID,
+			"attempt", m.Attempt, "kind", outcomeName(o.Kind), "description", o.Description)
+	}
+	if d.opts.OnOutcome != nil && o.Kind != store.OutcomeRelease && o.Kind != store.OutcomeSilentDefer {
+		d.opts.OnOutcome(m.TenantID)
+	}
+	return true
+}
+
+func outcomeName(k store.OutcomeKind) string {
+	switch k {
+	case store.OutcomeSent:
+		return "sent"
+	case store.OutcomeDeferred, store.OutcomeSilentDefer:
+		return "deferred"
+	case store.OutcomeError:
+		return "error"
+	default:
+		return "released"
+	}
+}
+
+// rateRequest builds the reservation for an account; limited is false when
+// the account has no limit configured.
+func rateRequest(a store.Account, tenantID string, now time.Time) (store.RateRequest, bool) {
+	v := func(p *int) int {
+		if p == nil || *p <= 0 {
+			return 0
+		}
+		return *p
+	}
+	req := store.RateRequest{TenantID: tenantID, AccountID: a.ID, Now: now,
+		PerMinute: v(a.LimitPerMinute), PerHour: v(a.LimitPerHour), PerDay: v(a.LimitPerDay)}
+	return req, req.PerMinute > 0 || req.PerHour > 0 || req.PerDay > 0
+}
+
+func asDeliveryError(err error) *delivery.Error {
+	var de *delivery.Error
+	if errors.As(err, &de) {
+		return de
+	}
+	return delivery.Classify(err)
+}
+
+func (d *Dispatcher) countReply(labels map[string]string, de *delivery.Error) {
+	if d.opts.Metrics == nil {
+		return
+	}
+	class := "2xx"
+	if de != nil {
+		class = replyClass(de)
+	}
+	d.opts.Metrics.SMTPReplies.WithLabelValues(labels["tenant_id"], labels["account_id"], class).Inc()
+}
+
+// replyClass is the class label of gmp_smtp_replies_total.
+func replyClass(de *delivery.Error) string {
+	switch {
+	case de.Code >= 500:
+		return "5xx"
+	case de.Code >= 400:
+		return "4xx"
+	case isTimeout(de):
+		return "timeout"
+	case isTLS(de):
+		return "tls"
+	default:
+		return "network"
+	}
+}
+
+func (d *Dispatcher) labels(ctx context.Context, m store.Message) map[string]string {
+	return metrics.Labels(m.TenantID, d.tenants.name(ctx, m.TenantID), m.AccountID)
+}

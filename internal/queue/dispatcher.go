@@ -1,0 +1,401 @@
+// Package queue is the dispatcher: it turns stored, due messages into SMTP
+// transactions within the instance's concurrency limits.
+//
+// The algorithm, one goroutine asleep until there is work:
+//  1. Wait for a kick (enqueue, activate, run-now, a NOTIFY from another
+//     instance), a finished send, the timer of the earliest future due time
+//     (store.NextDue), or the fallback poll interval.
+//  2. Claim at most as many due messages as there are free send slots, in
+//     priority and FIFO order, skipping accounts whose lanes are full. The
+//     claim stamps a lease, so no other instance can take them.
+//  3. Hand each claim to its account's lane, which runs at most
+//     MaxSendsPerAccount attempts at once; all lanes share MaxSends slots.
+//  4. An attempt resolves the account, reserves the rate-limit slot, fetches
+//     attachments, builds the MIME message, sends it on a pooled connection
+//     and records the outcome in one transaction while it still holds the
+//     lease. The report loop is woken after every outcome.
+//  5. Leases of claims still held are renewed every third of their length.
+//     On shutdown claiming stops, running attempts get the drain timeout,
+//     and claims not yet started are released.
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/mailproxy/mailproxy/internal/attach"
+	"github.com/mailproxy/mailproxy/internal/delivery"
+	"github.com/mailproxy/mailproxy/internal/metrics"
+	"github.com/mailproxy/mailproxy/internal/store"
+)
+
+// Sender sends one built message through an account (delivery.Sender).
+type Sender interface {
+	Send(ctx context.Context, acct store.Account, msg *delivery.Message) (delivery.Result, error)
+}
+
+// Fetcher fetches a message's attachments (attach.Fetcher).
+type Fetcher interface {
+	FetchAll(ctx context.Context, tenant store.Tenant, atts []store.Attachment) ([]attach.Content, error)
+}
+
+// Options configure a Dispatcher. Zero values take the spec's defaults.
+type Options struct {
+	Owner               string // instance id stamped on claims
+	MaxSends            int    // GMP_MAX_SENDS
+	MaxSendsPerAccount  int    // GMP_MAX_SENDS_PER_ACCOUNT
+	BatchSizePerAccount int    // GMP_BATCH_SIZE_PER_ACCOUNT
+	Retry               RetryPolicy
+	Lease               time.Duration // GMP_CLAIM_LEASE_SECONDS
+	PollInterval        time.Duration // GMP_SEND_LOOP_INTERVAL: fallback only
+	ShutdownTimeout     time.Duration // GMP_SHUTDOWN_TIMEOUT
+	TestMode            bool          // claim only on RunNow
+	LogActivity         bool          // GMP_LOG_DELIVERY_ACTIVITY
+	BounceReturnPath    string        // envelope sender when bounce processing is on
+
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
+	Now     func() time.Time
+	// OnOutcome is called after every recorded outcome (wakes the report loop).
+	OnOutcome func(tenantID string)
+	// OnIdle is called in test mode when a RunNow drain finds nothing more due.
+	OnIdle func(ctx context.Context)
+}
+
+// Dispatcher claims and sends due messages. Create it with New, run it with Run.
+type Dispatcher struct {
+	st    store.Store
+	send  Sender
+	fetch Fetcher
+	opts  Options
+	log   *slog.Logger
+
+	kick    chan struct{} // buffered(1): new work may be due
+	done    chan struct{} // buffered: an attempt finished
+	runNow  chan struct{} // buffered(1): test-mode drain request
+	tenants *tenantNames
+
+	mu       sync.Mutex
+	inFlight int                  // attempts running or queued in lanes
+	lanes    map[string]*lane     // by store.AccountKey
+	held     map[string]heldClaim // pk → claim still leased by us
+}
+
+type heldClaim struct {
+	attempt int
+	started bool
+}
+
+// lane is one account's queue of claims and its running attempts.
+type lane struct {
+	running int
+	queue   []store.Claim
+}
+
+// New builds a dispatcher; it starts nothing until Run.
+func New(st store.Store, send Sender, fetch Fetcher, opts Options) *Dispatcher {
+	if opts.MaxSends <= 0 {
+		opts.MaxSends = 10
+	}
+	if opts.MaxSendsPerAccount <= 0 {
+		opts.MaxSendsPerAccount = 3
+	}
+	if opts.BatchSizePerAccount <= 0 {
+		opts.BatchSizePerAccount = 50
+	}
+	if opts.Lease <= 0 {
+		opts.Lease = 60 * time.Second
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 500 * time.Millisecond
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 30 * time.Second
+	}
+	if opts.Retry.MaxRetries == 0 && len(opts.Retry.Delays) == 0 {
+		opts.Retry = RetryPolicy{MaxRetries: 5, Delays: []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour, 2 * time.Hour}}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Dispatcher{
+		st: st, send: send, fetch: fetch, opts: opts, log: opts.Logger,
+		kick:    make(chan struct{}, 1),
+		done:    make(chan struct{}, opts.MaxSends),
+		runNow:  make(chan struct{}, 1),
+		tenants: newTenantNames(st),
+		lanes:   map[string]*lane{},
+		held:    map[string]heldClaim{},
+	}
+}
+
+// Wake tells the dispatcher that new work may be due. It never blocks.
+func (d *Dispatcher) Wake() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// RunNow asks for an immediate round; in test mode it starts a drain that
+// dispatches until nothing due remains, then calls OnIdle.
+func (d *Dispatcher) RunNow() {
+	select {
+	case d.runNow <- struct{}{}:
+	default:
+	}
+	d.Wake()
+}
+
+// Run dispatches until ctx ends, then drains: running attempts get
+// ShutdownTimeout to finish, claims not yet started are released.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	// Attempts outlive ctx's cancellation so that a graceful stop lets
+	// in-flight SMTP transactions finish; sendCancel ends them at the drain deadline.
+	sendCtx, sendCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer sendCancel()
+	var workers sync.WaitGroup
+
+	renew := time.NewTicker(d.opts.Lease / 3)
+	defer renew.Stop()
+	gauge := time.NewTicker(5 * time.Second)
+	defer gauge.Stop()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+
+	draining := false // test mode: a RunNow drain is under way
+	for {
+		claimed := 0
+		if !d.opts.TestMode || draining {
+			n, err := d.claimRound(ctx, sendCtx, &workers)
+			if err != nil && ctx.Err() == nil {
+				d.log.Error("claim failed", "err", err)
+			}
+			claimed = n
+		}
+		if draining && claimed == 0 && d.idle() {
+			draining = false
+			if d.opts.OnIdle != nil {
+				d.opts.OnIdle(ctx)
+			}
+		}
+
+		wait := d.opts.PollInterval
+		if claimed > 0 && d.freeSlots() > 0 {
+			wait = 0 // more may be due right away
+		} else if !d.opts.TestMode {
+			if next, ok, err := d.st.NextDue(ctx, d.opts.Now()); err == nil && ok {
+				if until := next.Sub(d.opts.Now()); until < wait {
+					wait = max(until, time.Millisecond)
+				}
+			}
+		}
+		if d.opts.TestMode && !draining {
+			wait = time.Hour // no timers in test mode; only RunNow
+		}
+		resetTimer(timer, wait)
+
+		select {
+		case <-ctx.Done():
+			return d.drain(sendCancel, &workers)
+		case <-d.kick:
+		case <-d.done:
+		case <-d.runNow:
+			draining = d.opts.TestMode
+		case <-timer.C:
+		case <-renew.C:
+			d.renewLeases(ctx)
+		case <-gauge.C:
+			d.updatePending(ctx)
+		}
+	}
+}
+
+func resetTimer(t *time.Timer, d time.Duration) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
+	t.Reset(d)
+}
+
+func (d *Dispatcher) freeSlots() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.opts.MaxSends - d.inFlight
+}
+
+func (d *Dispatcher) idle() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.inFlight == 0
+}
+
+// claimRound claims up to the free slots and starts their attempts.
+func (d *Dispatcher) claimRound(ctx, sendCtx context.Context, workers *sync.WaitGroup) (int, error) {
+	d.mu.Lock()
+	free := d.opts.MaxSends - d.inFlight
+	skip := map[string]bool{}
+	for key, l := range d.lanes {
+		if l.running+len(l.queue) >= d.opts.MaxSendsPerAccount {
+			skip[key] = true
+		}
+	}
+	d.mu.Unlock()
+	if free <= 0 {
+		return 0, nil
+	}
+	claims, err := d.st.Claim(ctx, store.ClaimRequest{
+		Owner:        d.opts.Owner,
+		Now:          d.opts.Now(),
+		Lease:        d.opts.Lease,
+		Limit:        free,
+		PerAccount:   min(d.opts.BatchSizePerAccount, d.opts.MaxSendsPerAccount),
+		SkipAccounts: skip,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("claim: %w", err)
+	}
+	d.mu.Lock()
+	for _, c := range claims {
+		key := store.AccountKey(c.Message.TenantID, c.Message.AccountID)
+		l := d.lanes[key]
+		if l == nil {
+			l = &lane{}
+			d.lanes[key] = l
+		}
+		l.queue = append(l.queue, c)
+		d.inFlight++
+		d.held[c.Message.PK] = heldClaim{attempt: c.Message.Attempt}
+	}
+	d.startLanesLocked(sendCtx, workers)
+	d.mu.Unlock()
+	return len(claims), nil
+}
+
+// startLanesLocked starts queued attempts while their lanes have room.
+func (d *Dispatcher) startLanesLocked(sendCtx context.Context, workers *sync.WaitGroup) {
+	for key, l := range d.lanes {
+		for l.running < d.opts.MaxSendsPerAccount && len(l.queue) > 0 {
+			c := l.queue[0]
+			l.queue = l.queue[1:]
+			l.running++
+			h := d.held[c.Message.PK]
+			h.started = true
+			d.held[c.Message.PK] = h
+			workers.Add(1)
+			go d.runAttempt(sendCtx, workers, key, c)
+		}
+		if l.running == 0 && len(l.queue) == 0 {
+			delete(d.lanes, key)
+		}
+	}
+}
+
+func (d *Dispatcher) runAttempt(sendCtx context.Context, workers *sync.WaitGroup, key string, c store.Claim) {
+	defer workers.Done()
+	defer func() {
+		if r := recover(); r != nil {
+			d.log.Error("panic in delivery attempt", "msg_id", c.Message.ID, "tenant_id", c.Message.TenantID,
+				"panic", r, "stack", string(debug.Stack()))
+			if d.opts.Metrics != nil {
+				d.opts.Metrics.Panics.Inc()
+			}
+		}
+		d.mu.Lock()
+		delete(d.held, c.Message.PK)
+		d.inFlight--
+		if l := d.lanes[key]; l != nil {
+			l.running--
+		}
+		d.startLanesLocked(sendCtx, workers)
+		d.mu.Unlock()
+		select {
+		case d.done <- struct{}{}:
+		default:
+		}
+	}()
+	d.attempt(sendCtx, c)
+}
+
+// drain stops the instance's sending: unstarted claims are released, running
+// attempts get ShutdownTimeout, then are cancelled.
+func (d *Dispatcher) drain(sendCancel context.CancelFunc, workers *sync.WaitGroup) error {
+	bg := context.Background()
+	d.mu.Lock()
+	var unstarted []store.Claim
+	for key, l := range d.lanes {
+		unstarted = append(unstarted, l.queue...)
+		d.inFlight -= len(l.queue)
+		l.queue = nil
+		if l.running == 0 {
+			delete(d.lanes, key)
+		}
+	}
+	for _, c := range unstarted {
+		delete(d.held, c.Message.PK)
+	}
+	d.mu.Unlock()
+	for _, c := range unstarted {
+		err := d.st.RecordOutcome(bg, store.Outcome{MessagePK: c.Message.PK, Owner: d.opts.Owner,
+			Attempt: c.Message.Attempt, Kind: store.OutcomeRelease, At: d.opts.Now()})
+		if err != nil && !errors.Is(err, store.ErrLeaseLost) {
+			d.log.Warn("release claim at shutdown", "msg_id", c.Message.ID, "err", err)
+		}
+	}
+	finished := make(chan struct{})
+	go func() { workers.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(d.opts.ShutdownTimeout):
+		d.log.Warn("shutdown timeout: cancelling in-flight sends")
+		sendCancel()
+		<-finished
+	}
+	return nil
+}
+
+// renewLeases extends the leases of every claim this instance still holds.
+func (d *Dispatcher) renewLeases(ctx context.Context) {
+	d.mu.Lock()
+	pks := make([]string, 0, len(d.held))
+	for pk := range d.held {
+		pks = append(pks, pk)
+	}
+	d.mu.Unlock()
+	if len(pks) == 0 {
+		return
+	}
+	if _, err := d.st.RenewLease(ctx, d.opts.Owner, pks, d.opts.Now().Add(d.opts.Lease)); err != nil && ctx.Err() == nil {
+		d.log.Warn("renew leases", "err", err)
+	}
+}
+
+func (d *Dispatcher) updatePending(ctx context.Context) {
+	if d.opts.Metrics == nil {
+		return
+	}
+	if n, err := d.st.CountUnprocessed(ctx); err == nil {
+		d.opts.Metrics.Pending.Set(float64(n))
+	}
+}
+
+// jsonObject marshals a metadata map; it cannot fail for the maps built here.
+func jsonObject(m map[string]any) json.RawMessage {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil
+	}
+	return b
+}

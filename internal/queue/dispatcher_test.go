@@ -1,0 +1,384 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailproxy/mailproxy/internal/attach"
+	"github.com/mailproxy/mailproxy/internal/delivery"
+	"github.com/mailproxy/mailproxy/internal/metrics"
+	"github.com/mailproxy/mailproxy/internal/smtppool"
+	"github.com/mailproxy/mailproxy/internal/store"
+	"github.com/mailproxy/mailproxy/internal/store/sqlite"
+	"github.com/mailproxy/mailproxy/internal/testsmtp"
+)
+
+// clock is a settable time source shared by the dispatcher and the test.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Set(t time.Time) { c.mu.Lock(); c.now = t; c.mu.Unlock() }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// base is 12:00:10 UTC on 2026-01-01: ten seconds into a minute window.
+var base = time.Date(2026, 1, 1, 12, 0, 10, 0, time.UTC)
+
+type bundle struct {
+	st      store.Store
+	srv     *testsmtp.Server
+	clock   *clock
+	d       *Dispatcher
+	metrics *metrics.Metrics
+	run     func()
+}
+
+// setup makes a real SQLite store with tenant t1 and account acc pointing at
+// a real test SMTP server; the dispatcher starts when run is called.
+func setup(t *testing.T, opts Options, acct func(*store.Account), faults ...testsmtp.Fault) *bundle {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "q.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv := testsmtp.Start(t, testsmtp.Options{Faults: faults})
+	name := "Tenant One"
+	if _, err := st.UpsertTenant(ctx, store.Tenant{ID: "t1", Name: &name, Active: true}); err != nil {
+		t.Fatal(err)
+	}
+	noTLS := false
+	a := store.Account{TenantID: "t1", ID: "acc", Host: "127.0.0.1", Port: srv.Port(), TTL: 300,
+		LimitBehavior: "defer", UseTLS: &noTLS, TLSVerify: true}
+	if acct != nil {
+		acct(&a)
+	}
+	if err := st.UpsertAccount(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{now: base}
+	m := metrics.New()
+	opts.Owner = "test-instance"
+	opts.Now = clk.Now
+	opts.Metrics = m
+	if opts.PollInterval == 0 {
+		opts.PollInterval = 50 * time.Millisecond
+	}
+	pool := smtppool.New(smtppool.Options{})
+	sender, err := delivery.NewSender(delivery.SenderOptions{Pool: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetcher, err := attach.New(attach.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := New(st, sender, fetcher, opts)
+	b := &bundle{st: st, srv: srv, clock: clk, d: d, metrics: m}
+	b.run = func() {
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- d.Run(rctx) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+			_ = pool.Close(context.Background())
+		})
+	}
+	return b
+}
+
+func (b *bundle) enqueue(t *testing.T, items ...store.NewMessage) {
+	t.Helper()
+	for i := range items {
+		it := &items[i]
+		if it.TenantID == "" {
+			it.TenantID = "t1"
+		}
+		if it.AccountID == "" {
+			it.AccountID = "acc"
+		}
+		if it.Payload == nil {
+			p := store.Payload{ID: it.ID, TenantID: it.TenantID, AccountID: it.AccountID,
+				From: "sender@example.com", To: []string{"rcpt@example.com"}, Subject: "s " + it.ID, Body: "b", Priority: it.Priority}
+			raw, err := json.Marshal(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			it.Payload = raw
+		}
+	}
+	res, err := b.st.EnqueueBatch(context.Background(), items, b.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if r.Status != store.Queued {
+			t.Fatalf("item %s not queued: %+v", items[i].ID, r)
+		}
+	}
+	b.d.Wake()
+}
+
+// record returns the stored message with its history.
+func (b *bundle) record(t *testing.T, id string) store.MessageRecord {
+	t.Helper()
+	recs, err := b.st.ListMessages(context.Background(), store.MessageFilter{TenantID: "t1", IncludeHistory: true}, b.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.ID == id {
+			return r
+		}
+	}
+	t.Fatalf("message %s not found", id)
+	return store.MessageRecord{}
+}
+
+func (b *bundle) events(t *testing.T, id string) []string {
+	var out []string
+	for _, e := range b.record(t, id).History {
+		out = append(out, string(e.Type)+":"+e.Description)
+	}
+	return out
+}
+
+func (b *bundle) waitEvents(t *testing.T, id string, n int) []string {
+	t.Helper()
+	var ev []string
+	waitFor(t, "events of "+id, func() bool { ev = b.events(t, id); return len(ev) >= n })
+	return ev
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func mailIDs(srv *testsmtp.Server) []string {
+	var ids []string
+	for _, m := range srv.Messages() {
+		for _, line := range strings.Split(string(m.Data), "\r\n") {
+			if v, ok := strings.CutPrefix(line, "X-Genro-Mail-ID: "); ok {
+				ids = append(ids, v)
+			}
+		}
+	}
+	return ids
+}
+
+func TestPriorityThenFIFOOrder(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{MaxSends: 1, MaxSendsPerAccount: 1}, nil)
+	b.enqueue(t,
+		store.NewMessage{ID: "low", Priority: 3},
+		store.NewMessage{ID: "medium-1", Priority: 2},
+		store.NewMessage{ID: "high", Priority: 1},
+		store.NewMessage{ID: "medium-2", Priority: 2},
+		store.NewMessage{ID: "immediate", Priority: 0},
+	)
+	b.run()
+	waitFor(t, "5 deliveries", func() bool { return b.srv.Count() == 5 })
+	got := strings.Join(mailIDs(b.srv), ",")
+	if want := "immediate,high,medium-1,medium-2,low"; got != want {
+		t.Fatalf("delivery order %s, want %s", got, want)
+	}
+}
+
+func TestDeferredMessageWaitsForItsTime(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{}, nil)
+	later := base.Add(time.Hour)
+	b.enqueue(t, store.NewMessage{ID: "later", DeferredUntil: &later}, store.NewMessage{ID: "now"})
+	b.run()
+	waitFor(t, "the due message", func() bool { return b.srv.Count() == 1 })
+	if ids := mailIDs(b.srv); ids[0] != "now" {
+		t.Fatalf("sent %v first, want the due message", ids)
+	}
+	// A probe enqueued after it proves a later round ran without taking it.
+	b.enqueue(t, store.NewMessage{ID: "probe"})
+	waitFor(t, "the probe", func() bool { return b.srv.Count() == 2 })
+	if r := b.record(t, "later"); r.FinalAt != nil || r.Attempt != 0 {
+		t.Fatalf("deferred message claimed early: %+v", r.Message)
+	}
+	b.clock.Set(later)
+	b.d.Wake()
+	waitFor(t, "the deferred message once due", func() bool { return b.srv.Count() == 3 })
+}
+
+func TestSuspendedBatchIsHeldUntilActivated(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{}, nil)
+	ctx := context.Background()
+	code := "newsletter"
+	if _, err := b.st.Suspend(ctx, "t1", &code); err != nil {
+		t.Fatal(err)
+	}
+	b.enqueue(t, store.NewMessage{ID: "held", BatchCode: &code}, store.NewMessage{ID: "free"})
+	b.run()
+	waitFor(t, "the unsuspended message", func() bool { return b.srv.Count() == 1 })
+	if r := b.record(t, "held"); r.FinalAt != nil || r.LeaseOwner != "" {
+		t.Fatalf("suspended message was claimed: %+v", r.Message)
+	}
+	if _, err := b.st.Activate(ctx, "t1", &code); err != nil {
+		t.Fatal(err)
+	}
+	b.d.Wake()
+	waitFor(t, "the activated message", func() bool { return b.srv.Count() == 2 })
+}
+
+func TestTemporaryFailureIsRetriedThenDeliveredOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{}, nil, testsmtp.Reply(testsmtp.StageData, 451, "4.4.1", "try later").Next(1))
+	b.enqueue(t, store.NewMessage{ID: "m1"})
+	b.run()
+	ev := b.waitEvents(t, "m1", 1)
+	if want := "deferred:4.4.1 try later (SMTP 451)"; ev[0] != want {
+		t.Fatalf("first event %q, want %q", ev[0], want)
+	}
+	r := b.record(t, "m1")
+	if r.RetryCount != 1 || r.DeferredUntil == nil || !r.DeferredUntil.Equal(base.Add(time.Minute)) {
+		t.Fatalf("after a 451: retry_count=%d deferred_until=%v, want 1 and %v", r.RetryCount, r.DeferredUntil, base.Add(time.Minute))
+	}
+	b.clock.Add(time.Minute)
+	b.d.Wake()
+	ev = b.waitEvents(t, "m1", 2)
+	if ev[1] != "sent:" {
+		t.Fatalf("events %v, want deferred then sent", ev)
+	}
+	if n := b.srv.Count(); n != 1 {
+		t.Fatalf("server accepted %d copies, want 1", n)
+	}
+}
+
+func TestPermanentFailureIsNotRetried(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{}, nil, testsmtp.Reply(testsmtp.StageRcpt, 550, "5.1.1", "user unknown").ForRcpt("bad@example.com"))
+	bad := store.Payload{ID: "bad", TenantID: "t1", AccountID: "acc", From: "s@example.com", To: []string{"bad@example.com"}, Subject: "x"}
+	raw, _ := json.Marshal(bad)
+	b.enqueue(t, store.NewMessage{ID: "bad", Payload: raw}, store.NewMessage{ID: "good"})
+	b.run()
+	ev := b.waitEvents(t, "bad", 1)
+	if want := "error:5.1.1 user unknown (SMTP 550)"; ev[0] != want {
+		t.Fatalf("event %q, want %q", ev[0], want)
+	}
+	waitFor(t, "the other message", func() bool { return b.srv.Count() == 1 })
+	b.clock.Add(3 * time.Hour)
+	b.d.Wake()
+	if ev := b.events(t, "bad"); len(ev) != 1 {
+		t.Fatalf("a permanent failure was retried: %v", ev)
+	}
+}
+
+func TestRetriesExhaustedBecomeError(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{Retry: RetryPolicy{MaxRetries: 2, Delays: []time.Duration{time.Second, 5 * time.Second}}}, nil,
+		testsmtp.Reply(testsmtp.StageMail, 421, "4.3.2", "shutting down"))
+	b.enqueue(t, store.NewMessage{ID: "m1"})
+	b.run()
+	for i := 1; i <= 2; i++ {
+		b.waitEvents(t, "m1", i)
+		b.clock.Add(10 * time.Second)
+		b.d.Wake()
+	}
+	ev := b.waitEvents(t, "m1", 3)
+	want := "error:Max retries (2) exceeded: 4.3.2 shutting down (SMTP 421)"
+	if ev[0][:9] != "deferred:" || ev[1][:9] != "deferred:" || ev[2] != want {
+		t.Fatalf("events %v, want two deferrals then %q", ev, want)
+	}
+}
+
+func TestRateLimitDeferSendsExactlyTheLimitPerWindow(t *testing.T) {
+	t.Parallel()
+	two := 2
+	b := setup(t, Options{}, func(a *store.Account) { a.LimitPerMinute = &two })
+	b.enqueue(t, store.NewMessage{ID: "m1"}, store.NewMessage{ID: "m2"}, store.NewMessage{ID: "m3"})
+	b.run()
+	waitFor(t, "two sent and one deferred", func() bool {
+		return b.srv.Count() == 2 && len(b.events(t, "m3")) == 1
+	})
+	windowEnd := time.Date(2026, 1, 1, 12, 1, 0, 0, time.UTC)
+	r := b.record(t, "m3")
+	if ev := b.events(t, "m3"); ev[0] != "deferred:rate_limit" || r.DeferredUntil == nil || !r.DeferredUntil.Equal(windowEnd) || r.RetryCount != 0 {
+		t.Fatalf("third message: events %v deferred_until %v retry_count %d; want rate_limit to %v, no retry counted", ev, r.DeferredUntil, r.RetryCount, windowEnd)
+	}
+	// Still inside the window: a wake must not send it.
+	b.clock.Set(windowEnd.Add(-time.Second))
+	b.d.Wake()
+	if n := b.srv.Count(); n != 2 {
+		t.Fatalf("%d sent inside a window limited to 2", n)
+	}
+	b.clock.Set(windowEnd)
+	b.d.Wake()
+	waitFor(t, "the deferred message in the next window", func() bool { return b.srv.Count() == 3 })
+}
+
+func TestRateLimitRejectErrorsTheExcess(t *testing.T) {
+	t.Parallel()
+	one := 1
+	b := setup(t, Options{MaxSends: 1, MaxSendsPerAccount: 1}, func(a *store.Account) { a.LimitPerMinute = &one; a.LimitBehavior = "reject" })
+	b.enqueue(t, store.NewMessage{ID: "m1"}, store.NewMessage{ID: "m2"})
+	b.run()
+	ev := b.waitEvents(t, "m2", 1)
+	if ev[0] != "error:rate_limit_exceeded" {
+		t.Fatalf("second message events %v, want rate_limit_exceeded", ev)
+	}
+	if n := b.srv.Count(); n != 1 {
+		t.Fatalf("%d sent, want 1", n)
+	}
+}
+
+func TestMissingAccountIsAnError(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{}, nil)
+	b.enqueue(t, store.NewMessage{ID: "m1"})
+	if err := b.st.DeleteAccount(context.Background(), "t1", "acc"); err != nil {
+		t.Fatal(err)
+	}
+	b.run()
+	ev := b.waitEvents(t, "m1", 1)
+	if want := "error:Account 'acc' not found for tenant 't1'"; ev[0] != want {
+		t.Fatalf("event %q, want %q", ev[0], want)
+	}
+}
+
+func TestConcurrencyStaysWithinPerAccountLimit(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{MaxSends: 10, MaxSendsPerAccount: 2}, nil, testsmtp.Delay(testsmtp.StageData, 20*time.Millisecond))
+	var items []store.NewMessage
+	for i := range 12 {
+		items = append(items, store.NewMessage{ID: fmt.Sprintf("m%02d", i)})
+	}
+	b.enqueue(t, items...)
+	b.run()
+	maxOpen := 0
+	waitFor(t, "12 deliveries", func() bool {
+		maxOpen = max(maxOpen, b.srv.Stats().Open)
+		return b.srv.Count() == 12
+	})
+	if maxOpen > 2 {
+		t.Fatalf("%d SMTP connections open at once for one account, limit 2", maxOpen)
+	}
+}

@@ -1,0 +1,65 @@
+package queue
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/mailproxy/mailproxy/internal/delivery"
+	"github.com/mailproxy/mailproxy/internal/store"
+)
+
+// tenantNames caches tenant names for metric labels, so a send does not read
+// the tenant row every time. Entries refresh after a minute.
+type tenantNames struct {
+	st store.Store
+	mu sync.Mutex
+	m  map[string]tenantName
+}
+
+type tenantName struct {
+	name    string
+	fetched time.Time
+}
+
+func newTenantNames(st store.Store) *tenantNames {
+	return &tenantNames{st: st, m: map[string]tenantName{}}
+}
+
+func (c *tenantNames) name(ctx context.Context, tenantID string) string {
+	c.mu.Lock()
+	e, ok := c.m[tenantID]
+	c.mu.Unlock()
+	if ok && time.Since(e.fetched) < time.Minute {
+		return e.name
+	}
+	name := ""
+	if t, err := c.st.GetTenant(ctx, tenantID); err == nil && t.Name != nil {
+		name = *t.Name
+	}
+	c.mu.Lock()
+	c.m[tenantID] = tenantName{name: name, fetched: time.Now()}
+	c.mu.Unlock()
+	return name
+}
+
+func isTimeout(de *delivery.Error) bool {
+	var ne net.Error
+	return errors.Is(de, os.ErrDeadlineExceeded) || errors.Is(de, context.DeadlineExceeded) ||
+		(errors.As(de, &ne) && ne.Timeout())
+}
+
+func isTLS(de *delivery.Error) bool {
+	var (
+		rec  tls.RecordHeaderError
+		cert *tls.CertificateVerificationError
+		ua   x509.UnknownAuthorityError
+		hn   x509.HostnameError
+	)
+	return errors.As(de, &rec) || errors.As(de, &cert) || errors.As(de, &ua) || errors.As(de, &hn)
+}
