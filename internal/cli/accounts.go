@@ -38,19 +38,19 @@ func (accountsListCmd) Run(e *env) error {
 
 type accountsAddCmd struct {
 	ID             string `arg:"" help:"Account id."`
-	Host           string `help:"SMTP host."`
-	Port           int    `help:"SMTP port (1..65535)."`
-	User           string `help:"SMTP user."`
-	Password       string `help:"SMTP password (visible to other local users; prefer --password-file)."`
-	PasswordFile   string `name:"password-file" help:"Read the SMTP password from this file (trailing newline removed)." type:"existingfile"`
-	TTL            *int   `name:"ttl" help:"Maximum connection age, seconds (service default 300)."`
-	LimitPerMinute *int   `name:"limit-per-minute" help:"Sends per minute (0 = none)."`
-	LimitPerHour   *int   `name:"limit-per-hour" help:"Sends per hour (0 = none)."`
-	LimitPerDay    *int   `name:"limit-per-day" help:"Sends per day (0 = none)."`
-	LimitBehavior  string `name:"limit-behavior" enum:"defer,reject," default:"" help:"At a limit: defer (default) or reject."`
+	Host           string `help:"SMTP host." placeholder:"HOST"`
+	Port           int    `help:"SMTP port (1..65535)." placeholder:"PORT"`
+	User           string `help:"SMTP user." placeholder:"USER"`
+	Password       string `help:"SMTP password (visible to other local users; prefer --password-file)." placeholder:"PASSWORD"`
+	PasswordFile   string `name:"password-file" help:"Read the SMTP password from this file (trailing newline removed)." type:"existingfile" placeholder:"FILE"`
+	TTL            *int   `name:"ttl" placeholder:"N" help:"Maximum connection age, seconds (service default 300)."`
+	LimitPerMinute *int   `name:"limit-per-minute" placeholder:"N" help:"Sends per minute (0 = none)."`
+	LimitPerHour   *int   `name:"limit-per-hour" placeholder:"N" help:"Sends per hour (0 = none)."`
+	LimitPerDay    *int   `name:"limit-per-day" placeholder:"N" help:"Sends per day (0 = none)."`
+	LimitBehavior  string `name:"limit-behavior" enum:"defer,reject," default:"" placeholder:"defer|reject" help:"At a limit: defer (default) or reject."`
 	UseTLS         *bool  `name:"use-tls" negatable:"" help:"Implicit TLS (--use-tls) or plain/STARTTLS (--no-use-tls); unset: STARTTLS when offered."`
 	TLSVerify      *bool  `name:"tls-verify" negatable:"" help:"Verify the server certificate (--no-tls-verify to skip)."`
-	BatchSize      *int   `name:"batch-size" help:"Messages per connection round."`
+	BatchSize      *int   `name:"batch-size" placeholder:"N" help:"Messages per connection round."`
 }
 
 func (c *accountsAddCmd) Run(e *env) error {

@@ -121,15 +121,6 @@ type tokenCmd struct {
 	DB         string `name:"db" help:"SQLite file or postgres:// DSN (env GMP_DB_PATH, GMP_DATABASE_URL)." placeholder:"PATH|DSN"`
 }
 
-// newToken returns 32 random bytes as URL-safe base64 without padding (43 characters).
-func newToken() (string, error) {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
-}
-
 func (c *tokenCmd) Run(e *env) error {
 	cfg, _, err := e.loadConfig()
 	if err != nil {
@@ -152,7 +143,7 @@ func (c *tokenCmd) Run(e *env) error {
 	}
 	var tok string
 	if c.Regenerate {
-		if tok, err = newToken(); err != nil {
+		if tok, err = proxy.NewToken(); err != nil {
 			return fmt.Errorf("token: %w", err)
 		}
 		switch {

@@ -23,9 +23,9 @@ type sendCmd struct {
 	Cc       []string `help:"Cc recipients." placeholder:"ADDR"`
 	Bcc      []string `help:"Bcc recipients." placeholder:"ADDR"`
 	ReplyTo  string   `name:"reply-to" help:"Reply-To address." placeholder:"ADDR"`
-	Subject  string   `required:"" help:"Subject."`
-	Body     string   `xor:"body" help:"Plain-text body."`
-	HTML     string   `name:"html" xor:"body" help:"HTML body (sent as text/html)."`
+	Subject  string   `required:"" help:"Subject." placeholder:"TEXT"`
+	Body     string   `xor:"body" help:"Plain-text body." placeholder:"TEXT"`
+	HTML     string   `name:"html" xor:"body" help:"HTML body (sent as text/html)." placeholder:"HTML"`
 	Attach   []string `type:"existingfile" help:"Attach a file (sent inline as base64; repeatable)." placeholder:"FILE"`
 	ID       string   `help:"Message id (default: a new UUID)." placeholder:"ID"`
 	Priority string   `help:"0..3 or immediate/high/medium/low (default: the service's)." placeholder:"P"`

@@ -2,23 +2,20 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 
 	"github.com/mailproxy/mailproxy/internal/config"
+	"github.com/mailproxy/mailproxy/internal/proxy"
 	"github.com/mailproxy/mailproxy/internal/store"
-	"github.com/mailproxy/mailproxy/internal/store/sqlite"
 )
 
 // openStore opens (and thereby migrates) the store for a local command. It is not
 // exclusive, so it works beside a running serve on the same SQLite file.
 func openStore(ctx context.Context, cfg config.Config) (store.Store, error) {
-	if cfg.IsPostgres() {
-		return nil, errors.New("GMP_DB_PATH: PostgreSQL is not supported by this build yet")
-	}
-	st, err := sqlite.Open(ctx, cfg.DatabaseDSN(), sqlite.Options{})
+	st, err := proxy.OpenStore(ctx, cfg, slog.New(slog.DiscardHandler), false)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", displayDSN(cfg), err)
 	}

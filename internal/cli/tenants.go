@@ -66,14 +66,14 @@ func (c *tenantsShowCmd) Run(e *env) error {
 
 // tenantFields are the TenantPayload flags shared by add and update; unset flags are nil.
 type tenantFields struct {
-	Name            *string `help:"Display name."`
-	BaseURL         *string `name:"base-url" help:"client_base_url: where reports and endpoint attachments go."`
-	SyncPath        *string `name:"sync-path" help:"client_sync_path (default /mail-proxy/sync)."`
-	AttachmentPath  *string `name:"attachment-path" help:"client_attachment_path (default /mail-proxy/attachments)."`
-	AuthMethod      *string `name:"auth-method" enum:"none,bearer,basic" help:"client_auth method: none, bearer or basic."`
-	AuthToken       *string `name:"auth-token" help:"client_auth bearer token."`
-	AuthUser        *string `name:"auth-user" help:"client_auth basic user."`
-	AuthPassword    *string `name:"auth-password" help:"client_auth basic password."`
+	Name            *string `help:"Display name." placeholder:"NAME"`
+	BaseURL         *string `name:"base-url" placeholder:"URL" help:"client_base_url: where reports and endpoint attachments go."`
+	SyncPath        *string `name:"sync-path" placeholder:"PATH" help:"client_sync_path (default /mail-proxy/sync)."`
+	AttachmentPath  *string `name:"attachment-path" placeholder:"PATH" help:"client_attachment_path (default /mail-proxy/attachments)."`
+	AuthMethod      *string `name:"auth-method" enum:"none,bearer,basic" placeholder:"none|bearer|basic" help:"client_auth method: none, bearer or basic."`
+	AuthToken       *string `name:"auth-token" placeholder:"TOKEN" help:"client_auth bearer token."`
+	AuthUser        *string `name:"auth-user" placeholder:"USER" help:"client_auth basic user."`
+	AuthPassword    *string `name:"auth-password" placeholder:"PASSWORD" help:"client_auth basic password."`
 	RateLimits      *string `name:"rate-limits" help:"rate_limits as a JSON object." placeholder:"JSON"`
 	LargeFileConfig *string `name:"large-file-config" help:"large_file_config as a JSON object." placeholder:"JSON"`
 	Active          *bool   `negatable:"" help:"Whether the tenant is active (--no-active to deactivate)."`
