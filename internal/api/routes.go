@@ -9,22 +9,22 @@ import (
 
 // Common query parameters.
 var (
-	qTenant        = param{name: "tenant_id", kind: paramString, doc: "the tenant; required with the admin token, the key's own tenant by default"}
-	qTenantOpt     = param{name: "tenant_id", kind: paramString, doc: "restrict to one tenant"}
-	qBatchCode     = param{name: "batch_code", kind: paramString, doc: "one batch instead of the whole tenant"}
-	qActiveOnly    = param{name: "active_only", kind: paramBool, def: false}
-	qSince         = param{name: "since_ts", kind: paramInt, doc: "Unix seconds, inclusive"}
-	qUntil         = param{name: "until_ts", kind: paramInt, doc: "Unix seconds, inclusive"}
-	hIdempotency   = param{name: idempotencyHeader, kind: paramString, doc: "1..256 printable ASCII characters; replays the stored answer for 24 h"}
-	zero           = int64(0)
-	one            = int64(1)
-	typeOK         = reflect.TypeFor[OKResponse]()
-	tagCommands    = "commands"
-	tagAccounts    = "accounts"
-	tagTenants     = "tenants"
-	tagInstance    = "instance"
-	tagService     = "service"
-	tagCommandLog  = "command log"
+	qTenant       = param{name: "tenant_id", kind: paramString, doc: "the tenant; required with the admin token, the key's own tenant by default"}
+	qTenantOpt    = param{name: "tenant_id", kind: paramString, doc: "restrict to one tenant"}
+	qBatchCode    = param{name: "batch_code", kind: paramString, doc: "one batch instead of the whole tenant"}
+	qActiveOnly   = param{name: "active_only", kind: paramBool, def: false}
+	qSince        = param{name: "since_ts", kind: paramInt, doc: "Unix seconds, inclusive"}
+	qUntil        = param{name: "until_ts", kind: paramInt, doc: "Unix seconds, inclusive"}
+	hIdempotency  = param{name: idempotencyHeader, kind: paramString, doc: "1..256 printable ASCII characters; replays the stored answer for 24 h"}
+	zero          = int64(0)
+	one           = int64(1)
+	typeOK        = reflect.TypeFor[OKResponse]()
+	tagCommands   = "commands"
+	tagAccounts   = "accounts"
+	tagTenants    = "tenants"
+	tagInstance   = "instance"
+	tagService    = "service"
+	tagCommandLog = "command log"
 )
 
 // routes is the API: every endpoint of api.md §2.

@@ -20,16 +20,17 @@ const (
 
 // ClientAuthPayload is a tenant's credentials for its client endpoints.
 type ClientAuthPayload struct {
-	Method   string  `json:"method,omitempty" enum:"none,bearer,basic" default:"none"`
-	Token    *string `json:"token,omitempty" doc:"bearer token; ******** keeps the stored one"`
-	User     *string `json:"user,omitempty"`
-	Password *string `json:"password,omitempty" doc:"basic password; ******** keeps the stored one"`
+	_        struct{} `nullable:"true"`
+	Method   string   `json:"method,omitempty" enum:"none,bearer,basic" default:"none"`
+	Token    *string  `json:"token,omitempty" doc:"bearer token; ******** keeps the stored one"`
+	User     *string  `json:"user,omitempty"`
+	Password *string  `json:"password,omitempty" doc:"basic password; ******** keeps the stored one"`
 }
 
 // TenantUpdatePayload is PUT /tenant/{tenant_id}'s body: present non-null fields change.
 type TenantUpdatePayload struct {
 	Name                 *string            `json:"name,omitempty" nullable:"true"`
-	ClientAuth           *ClientAuthPayload `json:"client_auth,omitempty" nullable:"true"`
+	ClientAuth           *ClientAuthPayload `json:"client_auth,omitempty"`
 	ClientBaseURL        *string            `json:"client_base_url,omitempty" nullable:"true" format:"uri"`
 	ClientSyncPath       *string            `json:"client_sync_path,omitempty" nullable:"true" doc:"null: /mail-proxy/sync"`
 	ClientAttachmentPath *string            `json:"client_attachment_path,omitempty" nullable:"true" doc:"null: /mail-proxy/attachments"`
