@@ -45,7 +45,7 @@ func (c *clock) Advance(d time.Duration) {
 
 // env is one test's real SQLite store, clock and metrics.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	path    string
 	st      store.Store
@@ -54,7 +54,7 @@ type env struct {
 }
 
 // newEnv opens a fresh SQLite store; fake selects the fake clock.
-func newEnv(t *testing.T, fake bool) *env {
+func newEnv(t testing.TB, fake bool) *env {
 	t.Helper()
 	e := &env{t: t, ctx: t.Context(), path: filepath.Join(t.TempDir(), "t.db"), metrics: metrics.New()}
 	if fake {
@@ -220,7 +220,7 @@ func (e *env) pending(tenantID string) float64 {
 	return metricValue(e.t, e.metrics.ReportsPending.WithLabelValues(tenantID))
 }
 
-func metricValue(t *testing.T, m prometheus.Metric) float64 {
+func metricValue(t testing.TB, m prometheus.Metric) float64 {
 	t.Helper()
 	var pb dto.Metric
 	if err := m.Write(&pb); err != nil {
@@ -285,14 +285,14 @@ func okReply(int, *http.Request) (int, string) { return http.StatusOK, `{"ok":tr
 
 // receiver is a client application's sync endpoint on 127.0.0.1.
 type receiver struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *httptest.Server
 	mu    sync.Mutex
 	got   []received
 	reply replyFunc
 }
 
-func newReceiver(t *testing.T, reply replyFunc) *receiver {
+func newReceiver(t testing.TB, reply replyFunc) *receiver {
 	t.Helper()
 	rc := &receiver{t: t, reply: reply}
 	rc.srv = httptest.NewServer(http.HandlerFunc(rc.serve))
@@ -381,7 +381,7 @@ func itemKind(it map[string]any) string {
 }
 
 // waitFor polls cond every 10 ms until it holds or a generous deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {

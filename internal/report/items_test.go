@@ -166,3 +166,33 @@ func TestTargetURL(t *testing.T) {
 		t.Error("a tenant without client_base_url and no global URL got a target")
 	}
 }
+
+func TestHeartbeatDue(t *testing.T) {
+	t.Parallel()
+	url := "http://127.0.0.1:1"
+	own := store.Tenant{ID: "t", Active: true, ClientBaseURL: &url}
+	at := func(d time.Duration) *time.Time { v := t0.Add(d); return &v }
+	tests := []struct {
+		name   string
+		tenant store.Tenant
+		state  store.SyncState
+		want   bool
+	}{
+		{"never synced", own, store.SyncState{}, true},
+		{"inactive", store.Tenant{ClientBaseURL: &url}, store.SyncState{}, false},
+		{"no own URL", store.Tenant{Active: true}, store.SyncState{}, false},
+		{"interval not over", own, store.SyncState{LastSyncAt: at(-299 * time.Second)}, false},
+		{"interval over", own, store.SyncState{LastSyncAt: at(-300 * time.Second)}, true},
+		{"in DND", own, store.SyncState{LastSyncAt: at(-time.Hour), DNDUntil: at(time.Second)}, false},
+		{"DND ends exactly now", own, store.SyncState{LastSyncAt: at(-time.Second), DNDUntil: at(0)}, true},
+		{"backoff", own, store.SyncState{NextRetryAt: at(time.Second)}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := HeartbeatDue(tt.tenant, tt.state, 300*time.Second, t0); got != tt.want {
+				t.Errorf("HeartbeatDue = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -31,6 +31,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -527,4 +528,18 @@ func (l *Loop) backoff(n int) time.Duration {
 		return l.opts.Backoff[n-1]
 	}
 	return l.opts.SyncInterval
+}
+
+// HeartbeatDue tells whether tenant t, with sync state s, is due a heartbeat
+// at now (sync-status' next_sync_due): active, its own client_base_url, not
+// in failure backoff, and never synced, past do-not-disturb, or a
+// SyncInterval since the last success.
+func HeartbeatDue(t store.Tenant, s store.SyncState, interval time.Duration, now time.Time) bool {
+	if !t.Active || t.ClientBaseURL == nil || strings.TrimSpace(*t.ClientBaseURL) == "" {
+		return false
+	}
+	if s.NextRetryAt != nil && s.NextRetryAt.After(now) {
+		return false
+	}
+	return !heartbeatDue(s, interval).After(now)
 }
