@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -39,6 +40,8 @@ func startInstance(t *testing.T) map[string]string {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	// The instance's log goes to the test log, shown when a test fails.
+	logs := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan net.Addr, 1)
 	done := make(chan error, 1)
@@ -48,7 +51,7 @@ func startInstance(t *testing.T) map[string]string {
 				done <- fmt.Errorf("proxy.Run panicked: %v", p)
 			}
 		}()
-		done <- proxy.Run(ctx, cfg, proxy.Options{Ready: func(a net.Addr) { ready <- a }, Version: "test"})
+		done <- proxy.Run(ctx, cfg, proxy.Options{Ready: func(a net.Addr) { ready <- a }, Version: "test", Logger: logs})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -70,6 +73,13 @@ func startInstance(t *testing.T) map[string]string {
 		t.Fatal("proxy.Run did not listen within 60 s")
 	}
 	return nil
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }
 
 // mustRun runs a command that must succeed and returns its stdout.
@@ -151,104 +161,109 @@ func TestAdminCommandsAgainstRunningInstance(t *testing.T) {
 		t.Errorf("accounts list: %q", out)
 	}
 
-	out = mustRun(t, tenantEnv, "send", "--account", "smtp1", "--from", "sender@example.com", "--to", "rcpt@example.com",
-		"--subject", "Hello from the CLI", "--body", "body text", "--id", "m1")
-	if strings.TrimSpace(out) != "queued m1" {
-		t.Errorf("send: %q", out)
-	}
-	mustFail(t, tenantEnv, ExitFailed, "rejected", "send", "--account", "no-such-account", "--from", "a@example.com",
-		"--to", "b@example.com", "--subject", "s", "--body", "b", "--id", "m2")
-	mustRun(t, tenantEnv, "run-now")
-
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := smtp.WaitForCount(ctx, 1); err != nil {
-		t.Fatalf("the message did not reach the SMTP server: %v", err)
-	}
-	if got := smtp.Messages()[0]; got.From != "sender@example.com" || !strings.Contains(string(got.Data), "Hello from the CLI") {
-		t.Errorf("delivered message: from %q", got.From)
-	}
-	var sent client.MessageRecord
-	for ctx.Err() == nil { // the outcome is written just after the SMTP server accepted
-		sent = decode[client.MessageRecord](t, mustRun(t, tenantEnv, "messages", "show", "m1"))
-		if sent.Status == "sent" {
-			break
+	t.Run("suspension, command log, keys and secrets", func(t *testing.T) {
+		if out := mustRun(t, tenantEnv, "suspend", "--batch", "b1"); !strings.Contains(out, "b1") {
+			t.Errorf("suspend --batch: %q", out)
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(10 * time.Millisecond):
+		if out := mustRun(t, tenantEnv, "suspend"); !strings.Contains(out, "suspended batches *") {
+			t.Errorf("suspend: %q", out)
 		}
-	}
-	if sent.ID != "m1" || sent.Status != "sent" {
-		t.Errorf("messages show m1: %+v", sent)
-	}
-	if out := mustRun(t, tenantEnv, "messages", "list"); !strings.Contains(out, "m1") || !strings.Contains(out, "sent") {
-		t.Errorf("messages list: %q", out)
-	}
-	if msgs := decode[[]client.MessageRecord](t, mustRun(t, tenantEnv, "--json", "messages", "list", "--active")); len(msgs) != 0 {
-		t.Errorf("messages list --active after delivery: %+v", msgs)
-	}
-	mustFail(t, tenantEnv, ExitFailed, `message "zzz" not found`, "messages", "show", "zzz")
-
-	stats := decode[[]client.TenantStats](t, mustRun(t, env, "--json", "stats"))
-	found := false
-	for _, s := range stats {
-		if s.TenantID == "acme" {
-			found = s.Sent >= 1 && s.Accounts == 1
+		if out := mustRun(t, tenantEnv, "activate"); !strings.Contains(out, "suspended batches none") {
+			t.Errorf("activate: %q", out)
 		}
-	}
-	if !found {
-		t.Errorf("stats: %+v", stats)
-	}
 
-	if out := mustRun(t, tenantEnv, "suspend", "--batch", "b1"); !strings.Contains(out, "b1") {
-		t.Errorf("suspend --batch: %q", out)
-	}
-	if out := mustRun(t, tenantEnv, "suspend"); !strings.Contains(out, "suspended batches *") {
-		t.Errorf("suspend: %q", out)
-	}
-	if out := mustRun(t, tenantEnv, "activate"); !strings.Contains(out, "suspended batches none") {
-		t.Errorf("activate: %q", out)
-	}
+		if out := mustRun(t, env, "command-log", "--filter", "addTenant"); !strings.Contains(out, "addTenant") {
+			t.Errorf("command-log: %q", out)
+		}
+		if log := decode[client.CommandLog](t, mustRun(t, env, "--json", "command-log", "--since", "1h", "--filter", "addAccount")); len(log.Commands) != 1 {
+			t.Errorf("command-log --filter addAccount: %+v", log)
+		}
 
-	if out := mustRun(t, env, "command-log", "--filter", "addTenant"); !strings.Contains(out, "addTenant") {
-		t.Errorf("command-log: %q", out)
-	}
-	if log := decode[client.CommandLog](t, mustRun(t, env, "--json", "command-log", "--since", "1h", "--filter", "addAccount")); len(log.Commands) != 1 {
-		t.Errorf("command-log --filter addAccount: %+v", log)
-	}
+		// A tenant key: its own data yes, admin routes no.
+		keyEnv := map[string]string{"GMP_URL": env["GMP_URL"], "GMP_API_TOKEN": key}
+		mustRun(t, keyEnv, "status")
+		mustFail(t, keyEnv, ExitFailed, "HTTP 403", "tenants", "list")
+		newKey := strings.TrimSpace(mustRun(t, env, "tenants", "api-key", "acme", "--expires-at", "720h"))
+		if len(newKey) != 43 || newKey == key {
+			t.Errorf("tenants api-key: %q", newKey)
+		}
+		mustFail(t, keyEnv, ExitFailed, "HTTP 401", "status")
+		keyEnv["GMP_API_TOKEN"] = newKey
+		mustRun(t, keyEnv, "status")
+		mustRun(t, env, "tenants", "revoke-key", "acme")
+		mustFail(t, keyEnv, ExitFailed, "HTTP 401", "status")
 
-	// A tenant key: its own data yes, admin routes no.
-	keyEnv := map[string]string{"GMP_URL": env["GMP_URL"], "GMP_API_TOKEN": key}
-	mustRun(t, keyEnv, "status")
-	mustFail(t, keyEnv, ExitFailed, "HTTP 403", "tenants", "list")
-	newKey := strings.TrimSpace(mustRun(t, env, "tenants", "api-key", "acme", "--expires-at", "720h"))
-	if len(newKey) != 43 || newKey == key {
-		t.Errorf("tenants api-key: %q", newKey)
-	}
-	mustFail(t, keyEnv, ExitFailed, "HTTP 401", "status")
-	keyEnv["GMP_API_TOKEN"] = newKey
-	mustRun(t, keyEnv, "status")
-	mustRun(t, env, "tenants", "revoke-key", "acme")
-	mustFail(t, keyEnv, ExitFailed, "HTTP 401", "status")
+		if secret := strings.TrimSpace(mustRun(t, env, "tenants", "signing-secret", "acme")); !strings.HasPrefix(secret, "whsec_") {
+			t.Errorf("signing-secret: %q", secret)
+		}
+		if tn := decode[client.TenantInfo](t, mustRun(t, env, "tenants", "show", "acme")); !tn.SigningSecretSet {
+			t.Error("signing secret not set after signing-secret")
+		}
+		mustRun(t, env, "tenants", "signing-secret", "acme", "--delete")
+		if out := mustRun(t, env, "tenants", "sync-status"); !strings.Contains(out, "acme") {
+			t.Errorf("sync-status: %q", out)
+		}
+	})
 
-	if secret := strings.TrimSpace(mustRun(t, env, "tenants", "signing-secret", "acme")); !strings.HasPrefix(secret, "whsec_") {
-		t.Errorf("signing-secret: %q", secret)
-	}
-	if tn := decode[client.TenantInfo](t, mustRun(t, env, "tenants", "show", "acme")); !tn.SigningSecretSet {
-		t.Error("signing secret not set after signing-secret")
-	}
-	mustRun(t, env, "tenants", "signing-secret", "acme", "--delete")
-	if out := mustRun(t, env, "tenants", "sync-status"); !strings.Contains(out, "acme") {
-		t.Errorf("sync-status: %q", out)
-	}
+	t.Run("send, deliver, list, delete", func(t *testing.T) {
+		out = mustRun(t, tenantEnv, "send", "--account", "smtp1", "--from", "sender@example.com", "--to", "rcpt@example.com",
+			"--subject", "Hello from the CLI", "--body", "body text", "--id", "m1")
+		if strings.TrimSpace(out) != "queued m1" {
+			t.Errorf("send: %q", out)
+		}
+		mustFail(t, tenantEnv, ExitFailed, "rejected", "send", "--account", "no-such-account", "--from", "a@example.com",
+			"--to", "b@example.com", "--subject", "s", "--body", "b", "--id", "m2")
+		mustRun(t, tenantEnv, "run-now")
 
-	if out := mustRun(t, tenantEnv, "messages", "delete", "m1", "nope"); !strings.Contains(out, "removed 1") || !strings.Contains(out, "not found: nope") {
-		t.Errorf("messages delete: %q", out)
-	}
-	if out := mustRun(t, tenantEnv, "messages", "cleanup", "--older-than", "0"); !strings.HasPrefix(out, "removed ") {
-		t.Errorf("messages cleanup: %q", out)
-	}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		if err := smtp.WaitForCount(ctx, 1); err != nil {
+			t.Fatalf("the message did not reach the SMTP server: %v", err)
+		}
+		if got := smtp.Messages()[0]; got.From != "sender@example.com" || !strings.Contains(string(got.Data), "Hello from the CLI") {
+			t.Errorf("delivered message: from %q", got.From)
+		}
+		var sent client.MessageRecord
+		for ctx.Err() == nil { // the outcome is written just after the SMTP server accepted
+			sent = decode[client.MessageRecord](t, mustRun(t, tenantEnv, "messages", "show", "m1"))
+			if sent.Status == "sent" {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		if sent.ID != "m1" || sent.Status != "sent" {
+			t.Errorf("messages show m1: %+v", sent)
+		}
+		if out := mustRun(t, tenantEnv, "messages", "list"); !strings.Contains(out, "m1") || !strings.Contains(out, "sent") {
+			t.Errorf("messages list: %q", out)
+		}
+		if msgs := decode[[]client.MessageRecord](t, mustRun(t, tenantEnv, "--json", "messages", "list", "--active")); len(msgs) != 0 {
+			t.Errorf("messages list --active after delivery: %+v", msgs)
+		}
+		mustFail(t, tenantEnv, ExitFailed, `message "zzz" not found`, "messages", "show", "zzz")
+
+		stats := decode[[]client.TenantStats](t, mustRun(t, env, "--json", "stats"))
+		found := false
+		for _, s := range stats {
+			if s.TenantID == "acme" {
+				found = s.Sent >= 1 && s.Accounts == 1
+			}
+		}
+		if !found {
+			t.Errorf("stats: %+v", stats)
+		}
+
+		if out := mustRun(t, tenantEnv, "messages", "delete", "m1", "nope"); !strings.Contains(out, "removed 1") || !strings.Contains(out, "not found: nope") {
+			t.Errorf("messages delete: %q", out)
+		}
+		if out := mustRun(t, tenantEnv, "messages", "cleanup", "--older-than", "0"); !strings.HasPrefix(out, "removed ") {
+			t.Errorf("messages cleanup: %q", out)
+		}
+	})
+
 	mustRun(t, tenantEnv, "accounts", "delete", "smtp1")
 	mustFail(t, tenantEnv, ExitFailed, "HTTP 400", "accounts", "delete", "smtp1")
 	mustRun(t, env, "tenants", "delete", "acme")
