@@ -113,7 +113,7 @@ func enqueue(w *wtx, items []store.NewMessage, now time.Time) ([]store.EnqueueRe
 		}
 		pk := it.PK
 		if pk == "" {
-			pk = uuid.NewString()
+			pk = newPK()
 		}
 		args := []any{pk, it.TenantID, it.ID, it.AccountID, it.Priority, nullJSON(it.Payload),
 			nullStr(it.BatchCode), nullMS(it.DeferredUntil), nowMS}
@@ -378,4 +378,14 @@ func eachRow(ctx context.Context, tx *sql.Tx, query string, args []any, fn func(
 		}
 	}
 	return rows.Err()
+}
+
+// newPK generates a message pk. Version 7 UUIDs are time-ordered, so new
+// rows append to the pk index instead of dirtying a random page each.
+func newPK() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
 }
