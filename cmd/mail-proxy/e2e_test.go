@@ -100,7 +100,7 @@ func TestKill9DuringSendBurst(t *testing.T) {
 	t.Parallel()
 	const total, maxSends = 400, 6
 	// A little latency per message keeps the burst going long enough to kill it midway.
-	srv := newSMTP(t, testsmtp.Options{}, testsmtp.Delay(testsmtp.StageData, 3*time.Millisecond))
+	srv := newSMTP(t, testsmtp.Options{}, testsmtp.Delay(testsmtp.StageData, 20*time.Millisecond))
 	db := filepath.Join(t.TempDir(), "mail.db")
 	env := map[string]string{"GMP_DB_PATH": db, "GMP_MAX_SENDS": fmt.Sprint(maxSends),
 		"GMP_MAX_SENDS_PER_ACCOUNT": fmt.Sprint(maxSends), "GMP_POOL_SIZE": fmt.Sprint(maxSends)}
@@ -121,6 +121,9 @@ func TestKill9DuringSendBurst(t *testing.T) {
 	waitFor(t, 60*time.Second, "a quarter of the burst delivered", func() bool { return srv.Count() >= total/4 })
 	p.kill()
 	atKill := srv.Count()
+	if atKill >= total {
+		t.Fatalf("the burst was over before the kill (%d delivered): the test did not kill mid-burst", atKill)
+	}
 
 	p2 := startProxy(t, env)
 	waitFor(t, 120*time.Second, "every message delivered after restart", func() bool { return len(receivedIDs(srv)) >= total })
