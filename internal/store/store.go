@@ -33,6 +33,9 @@ var (
 	ErrLocked = errors.New("store locked by another process")
 	// ErrOverloaded: the store could not take the write in time (the API answers 503).
 	ErrOverloaded = errors.New("store overloaded")
+	// ErrDuplicate: a write collided with an existing unique key that is not
+	// an upsert's own key (e.g. a caller-chosen message pk already in use).
+	ErrDuplicate = errors.New("duplicate key")
 )
 
 // Priority values (lifecycle.md §4).

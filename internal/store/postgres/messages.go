@@ -1,0 +1,463 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mailproxy/mailproxy/internal/store"
+)
+
+// reasonNoAccount is the reject reason for an item whose account is missing (api.md §3.3).
+const reasonNoAccount = "account not found for tenant"
+
+// reasonNoID rejects an item without a client id (never stored).
+const reasonNoID = "missing id"
+
+// messageDest lists the scan destinations of messageCols.
+type messageDest struct {
+	m                           store.Message
+	deferred, final, leaseUntil *int64
+	leaseOwner                  *string
+	payload                     *string
+	created, updated            int64
+}
+
+func (d *messageDest) targets() []any {
+	return []any{&d.m.PK, &d.m.TenantID, &d.m.ID, &d.m.AccountID, &d.m.Priority, &d.payload, &d.m.BatchCode,
+		&d.deferred, &d.final, &d.m.RetryCount, &d.m.RejectedAtEnqueue, &d.leaseOwner, &d.leaseUntil,
+		&d.m.Attempt, &d.created, &d.updated}
+}
+
+func (d *messageDest) message() store.Message {
+	m := d.m
+	m.Payload = jsonRaw(d.payload)
+	m.DeferredUntil = timePtr(d.deferred)
+	m.FinalAt = timePtr(d.final)
+	if d.leaseOwner != nil {
+		m.LeaseOwner = *d.leaseOwner
+	}
+	m.LeaseUntil = timePtr(d.leaseUntil)
+	m.CreatedAt = fromMS(d.created)
+	m.UpdatedAt = fromMS(d.updated)
+	return m
+}
+
+func scanEvent(sc scanner) (store.Event, error) {
+	var (
+		e        store.Event
+		typ      string
+		at       int64
+		meta     *string
+		reported *int64
+	)
+	if err := sc.Scan(&e.ID, &e.MessagePK, &e.TenantID, &e.MessageID, &typ, &at, &e.Description, &meta,
+		&reported); err != nil {
+		return store.Event{}, err
+	}
+	e.Type = store.EventType(typ)
+	e.At = fromMS(at)
+	e.Metadata = jsonRaw(meta)
+	e.ReportedAt = timePtr(reported)
+	return e, nil
+}
+
+// msgKey names one message by tenant and client id.
+type msgKey struct{ tenantID, id string }
+
+// EnqueueBatch stores the items in one transaction and answers per item, in
+// order. Items go to the database in rounds of distinct (tenant, id) keys
+// (an id repeated in the batch lands in a later round), each round as two
+// multi-row statements: one for queued items, one for rejected ones with
+// their error events. When anything was queued the transaction also sends
+// NOTIFY, delivered to other instances at commit.
+func (s *Store) EnqueueBatch(ctx context.Context, items []store.NewMessage, now time.Time) ([]store.EnqueueResult, error) {
+	if len(items) == 0 {
+		return []store.EnqueueResult{}, nil
+	}
+	// PKs are chosen once, so a retried transaction writes the same rows.
+	pks := make([]string, len(items))
+	for i, it := range items {
+		pks[i] = it.PK
+		if pks[i] == "" {
+			pks[i] = uuid.NewString()
+		}
+	}
+	rounds := enqueueRounds(items)
+	var results []store.EnqueueResult
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		results = make([]store.EnqueueResult, len(items))
+		tenants, accounts, err := existing(ctx, tx, items)
+		if err != nil {
+			return err
+		}
+		queued := false
+		for _, round := range rounds {
+			q, err := enqueueRound(ctx, tx, items, pks, round, tenants, accounts, now, results)
+			if err != nil {
+				return err
+			}
+			queued = queued || q
+		}
+		if queued {
+			if _, err := tx.Exec(ctx, qNotifyWork); err != nil {
+				return fmt.Errorf("notify: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: enqueue: %w", duplicate(err))
+	}
+	return results, nil
+}
+
+// enqueueRounds groups item indexes so that no round holds one (tenant, id)
+// twice; the n-th occurrence of a key goes to round n, keeping request order.
+func enqueueRounds(items []store.NewMessage) [][]int {
+	seen := map[msgKey]int{}
+	var rounds [][]int
+	for i, it := range items {
+		r := 0
+		if it.ID != "" {
+			k := msgKey{it.TenantID, it.ID}
+			r = seen[k]
+			seen[k] = r + 1
+		}
+		for len(rounds) <= r {
+			rounds = append(rounds, nil)
+		}
+		rounds[r] = append(rounds[r], i)
+	}
+	return rounds
+}
+
+// existing reads which of the items' tenants and (tenant, account) pairs
+// exist, in one round trip.
+func existing(ctx context.Context, tx pgx.Tx, items []store.NewMessage) (map[string]bool, map[msgKey]bool, error) {
+	var tenantIDs, accTenants, accIDs []string
+	seenT, seenA := map[string]bool{}, map[msgKey]bool{}
+	for _, it := range items {
+		if !seenT[it.TenantID] {
+			seenT[it.TenantID] = true
+			tenantIDs = append(tenantIDs, it.TenantID)
+		}
+		k := msgKey{it.TenantID, it.AccountID}
+		if !seenA[k] {
+			seenA[k] = true
+			accTenants = append(accTenants, it.TenantID)
+			accIDs = append(accIDs, it.AccountID)
+		}
+	}
+	tenants, accounts := map[string]bool{}, map[msgKey]bool{}
+	b := &pgx.Batch{}
+	b.Queue(qTenantsExisting, tenantIDs).Query(func(rows pgx.Rows) error {
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		for _, id := range ids {
+			tenants[id] = true
+		}
+		return err
+	})
+	b.Queue(qAccountsExisting, accTenants, accIDs).Query(func(rows pgx.Rows) error {
+		var t, a string
+		_, err := pgx.ForEachRow(rows, []any{&t, &a}, func() error {
+			accounts[msgKey{t, a}] = true
+			return nil
+		})
+		return err
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, nil, fmt.Errorf("look up tenants and accounts: %w", err)
+	}
+	return tenants, accounts, nil
+}
+
+// enqueueArgs are one statement's items as parallel arrays (enqueueInput).
+type enqueueArgs struct {
+	index                   []int
+	pk, tenant, id, account []string
+	priority                []int64
+	payload, batch          []*string
+	deferred                []*int64
+	reason                  []string
+	byKey                   map[msgKey]int // key -> item index
+	returned                map[msgKey]bool
+}
+
+func newEnqueueArgs() *enqueueArgs {
+	return &enqueueArgs{byKey: map[msgKey]int{}, returned: map[msgKey]bool{}}
+}
+
+func (a *enqueueArgs) add(i int, it store.NewMessage, pk, reason string) {
+	a.index = append(a.index, i)
+	a.pk = append(a.pk, pk)
+	a.tenant = append(a.tenant, it.TenantID)
+	a.id = append(a.id, it.ID)
+	a.account = append(a.account, it.AccountID)
+	a.priority = append(a.priority, int64(it.Priority))
+	a.payload = append(a.payload, nullJSON(it.Payload))
+	a.batch = append(a.batch, it.BatchCode)
+	a.deferred = append(a.deferred, msPtr(it.DeferredUntil))
+	a.reason = append(a.reason, reason)
+	a.byKey[msgKey{it.TenantID, it.ID}] = i
+}
+
+func (a *enqueueArgs) args(now int64) []any {
+	return []any{a.pk, a.tenant, a.id, a.account, a.priority, a.payload, a.batch, a.deferred, a.reason, now}
+}
+
+// enqueueRound applies one round (distinct keys) and fills its results. It
+// reports whether any item was queued.
+func enqueueRound(ctx context.Context, tx pgx.Tx, items []store.NewMessage, pks []string, round []int,
+	tenants map[string]bool, accounts map[msgKey]bool, now time.Time, results []store.EnqueueResult) (bool, error) {
+	queue, reject := newEnqueueArgs(), newEnqueueArgs()
+	for _, i := range round {
+		it := items[i]
+		reason := it.RejectReason
+		if reason == "" && it.ID == "" {
+			reason = reasonNoID
+		}
+		if reason == "" && !accounts[msgKey{it.TenantID, it.AccountID}] {
+			reason = reasonNoAccount
+		}
+		if reason == "" {
+			queue.add(i, it, pks[i], "")
+			continue
+		}
+		results[i] = store.EnqueueResult{Status: store.Rejected, Reason: reason}
+		if it.ID != "" && tenants[it.TenantID] {
+			reject.add(i, it, pks[i], reason)
+		}
+	}
+
+	nowMS := ms(now)
+	b := &pgx.Batch{}
+	collect := func(a *enqueueArgs, onRow func(i int, pk string)) func(pgx.Rows) error {
+		return func(rows pgx.Rows) error {
+			var tenant, id, pk string
+			_, err := pgx.ForEachRow(rows, []any{&tenant, &id, &pk}, func() error {
+				k := msgKey{tenant, id}
+				i, ok := a.byKey[k]
+				if !ok {
+					return fmt.Errorf("unexpected row %s/%s", tenant, id)
+				}
+				a.returned[k] = true
+				onRow(i, pk)
+				return nil
+			})
+			return err
+		}
+	}
+	if len(queue.index) > 0 {
+		b.Queue(qEnqueue, queue.args(nowMS)...).Query(collect(queue, func(i int, pk string) {
+			results[i] = store.EnqueueResult{Status: store.Queued, PK: pk}
+		}))
+	}
+	if len(reject.index) > 0 {
+		b.Queue(qEnqueueRejected, reject.args(nowMS)...).Query(collect(reject, func(i int, pk string) {
+			results[i].PK = pk
+		}))
+	}
+	if b.Len() == 0 {
+		return false, nil
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return false, err
+	}
+
+	// Queued items the upsert left alone are processed or being sent.
+	var blockTenants, blockIDs []string
+	for _, i := range queue.index {
+		k := msgKey{items[i].TenantID, items[i].ID}
+		if !queue.returned[k] {
+			blockTenants = append(blockTenants, k.tenantID)
+			blockIDs = append(blockIDs, k.id)
+		}
+	}
+	if len(blockIDs) > 0 {
+		rows, err := tx.Query(ctx, qMessageBlocks, blockTenants, blockIDs)
+		if err != nil {
+			return false, err
+		}
+		var (
+			tenant, id, pk string
+			processed      bool
+		)
+		_, err = pgx.ForEachRow(rows, []any{&tenant, &id, &pk, &processed}, func() error {
+			status := store.SendingInProgress
+			if processed {
+				status = store.AlreadySent
+			}
+			results[queue.byKey[msgKey{tenant, id}]] = store.EnqueueResult{Status: status, PK: pk}
+			return nil
+		})
+		if err != nil {
+			return false, err
+		}
+	}
+	return len(queue.returned) > 0, nil
+}
+
+// ListMessages lists messages with their tenant name and latest events, from
+// one snapshot.
+func (s *Store) ListMessages(ctx context.Context, f store.MessageFilter, now time.Time) ([]store.MessageRecord, error) {
+	var out []store.MessageRecord
+	err := s.readTx(ctx, func(tx pgx.Tx) error {
+		out = []store.MessageRecord{}
+		rows, err := tx.Query(ctx, qListMessages, f.TenantID, f.ActiveOnly, sqlLimit(f.Limit), max(f.Offset, 0))
+		if err != nil {
+			return err
+		}
+		var (
+			d    messageDest
+			name *string
+		)
+		index := map[string]int{}
+		var pks []string
+		_, err = pgx.ForEachRow(rows, append(d.targets(), &name), func() error {
+			m := d.message()
+			index[m.PK] = len(out)
+			pks = append(pks, m.PK)
+			out = append(out, store.MessageRecord{Message: m, TenantName: name})
+			name = nil
+			return nil
+		})
+		if err != nil || len(pks) == 0 {
+			return err
+		}
+		erows, err := tx.Query(ctx, qEventsOfMessages, pks)
+		if err != nil {
+			return err
+		}
+		defer erows.Close()
+		for erows.Next() {
+			e, err := scanEvent(erows)
+			if err != nil {
+				return err
+			}
+			addEvent(&out[index[e.MessagePK]], e, f.IncludeHistory)
+		}
+		return erows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list messages: %w", err)
+	}
+	return out, nil
+}
+
+// addEvent folds one event (arriving in (At, ID) order) into the record.
+func addEvent(r *store.MessageRecord, e store.Event, history bool) {
+	ev := e
+	r.LatestEvent = &ev
+	switch e.Type {
+	case store.EventError:
+		r.LatestError = &ev
+	case store.EventBounce:
+		r.Bounce = &ev
+	}
+	if r.FinalAt != nil && (e.Type == store.EventSent || e.Type == store.EventError) {
+		r.Final = &ev
+	}
+	if history {
+		r.History = append(r.History, e)
+	}
+}
+
+// DeleteMessages deletes the tenant's messages by client id, with their events.
+func (s *Store) DeleteMessages(ctx context.Context, tenantID string, ids []string) (store.DeleteResult, error) {
+	ids = dedupe(ids)
+	var res store.DeleteResult
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		res = store.DeleteResult{NotFound: []string{}, Unauthorized: []string{}}
+		if len(ids) == 0 {
+			return nil
+		}
+		rows, err := tx.Query(ctx, qDeleteMessages, tenantID, ids)
+		if err != nil {
+			return err
+		}
+		deleted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		gone := map[string]bool{}
+		for _, id := range deleted {
+			gone[id] = true
+		}
+		res.Removed = len(gone)
+		var missing []string
+		for _, id := range ids {
+			if !gone[id] {
+				missing = append(missing, id)
+			}
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		rows, err = tx.Query(ctx, qIDsAnywhere, missing)
+		if err != nil {
+			return err
+		}
+		others, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		elsewhere := map[string]bool{}
+		for _, id := range others {
+			elsewhere[id] = true
+		}
+		for _, id := range missing {
+			if elsewhere[id] {
+				res.Unauthorized = append(res.Unauthorized, id)
+			} else {
+				res.NotFound = append(res.NotFound, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return store.DeleteResult{}, fmt.Errorf("postgres: delete messages: %w", err)
+	}
+	return res, nil
+}
+
+// CleanupMessages deletes finished, fully reported messages whose latest
+// event was reported before cutoff.
+func (s *Store) CleanupMessages(ctx context.Context, tenantID string, cutoff time.Time, limit int) (int, error) {
+	tag, err := s.pool.Exec(ctx, qCleanup, tenantID, ms(cutoff), sqlLimit(limit))
+	if err != nil {
+		return 0, fmt.Errorf("postgres: cleanup messages: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// CountUnprocessed counts messages without a final outcome.
+func (s *Store) CountUnprocessed(ctx context.Context) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, qCountUnprocessed).Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres: count unprocessed: %w", err)
+	}
+	return n, nil
+}
+
+// Stats summarises each tenant ("" = all), by tenant id.
+func (s *Store) Stats(ctx context.Context, tenantID string, now time.Time) ([]store.TenantStats, error) {
+	rows, err := s.pool.Query(ctx, qStats, tenantID, ms(now))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: stats: %w", err)
+	}
+	out := []store.TenantStats{}
+	var st store.TenantStats
+	_, err = pgx.ForEachRow(rows, []any{&st.TenantID, &st.Accounts, &st.Pending, &st.Deferred, &st.Sent, &st.Error},
+		func() error {
+			out = append(out, st)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: stats: %w", err)
+	}
+	return out, nil
+}

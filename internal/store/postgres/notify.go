@@ -1,0 +1,89 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Backoff of Listen's reconnects.
+const (
+	listenRetryMin = 100 * time.Millisecond
+	listenRetryMax = 5 * time.Second
+)
+
+// SignalWork wakes every instance listening on this database (run-now).
+func (s *Store) SignalWork(ctx context.Context) error {
+	if _, err := s.pool.Exec(ctx, qNotifyWork); err != nil {
+		return fmt.Errorf("postgres: signal work: %w", err)
+	}
+	return nil
+}
+
+// Listen calls wake for every notification on the work channel until ctx
+// ends, then returns nil. It holds its own connection (outside the pool)
+// with LISTEN; when that connection fails it reconnects with backoff and
+// calls wake once after each reconnect, since notifications sent while it
+// was away are lost. wake must not block.
+func (s *Store) Listen(ctx context.Context, wake func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("postgres listener panicked", "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("postgres: listen: panic: %v", r)
+		}
+	}()
+	backoff := listenRetryMin
+	for reconnect := false; ; reconnect = true {
+		if ctx.Err() != nil {
+			return nil
+		}
+		started := time.Now()
+		lerr := s.listenOnce(ctx, wake, reconnect)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(started) > listenRetryMax {
+			backoff = listenRetryMin // it ran a while: start the backoff over
+		}
+		s.log.Warn("postgres listener lost its connection; reconnecting", "err", lerr, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		backoff = min(2*backoff, listenRetryMax)
+	}
+}
+
+// listenOnce connects, listens and forwards notifications until the
+// connection fails or ctx ends.
+func (s *Store) listenOnce(ctx context.Context, wake func(), reconnected bool) error {
+	conn, err := pgx.ConnectConfig(ctx, s.connConfig.Copy())
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		if err := conn.Close(cctx); err != nil {
+			s.log.Warn("postgres listener: close connection", "err", err)
+		}
+	}()
+	if _, err := conn.Exec(ctx, qListen); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if reconnected {
+		wake()
+	}
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return fmt.Errorf("wait for notification: %w", err)
+		}
+		wake()
+	}
+}
