@@ -47,7 +47,7 @@ func (s *Store) Claim(ctx context.Context, req store.ClaimRequest) ([]store.Clai
 
 // claimPage is what one qClaim page tells the next.
 type claimPage struct {
-	scanned                     int64
+	scanned                       int64
 	lastPri, lastCreated, lastSeq int64
 }
 
