@@ -2,13 +2,13 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 
 	"github.com/mailproxy/mailproxy/internal/config"
 	"github.com/mailproxy/mailproxy/internal/store"
+	"github.com/mailproxy/mailproxy/internal/store/postgres"
 	"github.com/mailproxy/mailproxy/internal/store/sqlite"
 )
 
@@ -20,7 +20,11 @@ func isPostgres(dsn string) bool {
 func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, exclusive bool) (store.Store, error) {
 	dsn := cfg.DatabaseDSN()
 	if isPostgres(dsn) {
-		return nil, errors.New("GMP_DB_PATH: PostgreSQL is not supported by this build yet")
+		st, err := postgres.Open(ctx, dsn, postgres.Options{Logger: log.With("component", "store")})
+		if err != nil {
+			return nil, fmt.Errorf("open PostgreSQL store (GMP_DB_PATH/GMP_DATABASE_URL): %w", err)
+		}
+		return st, nil
 	}
 	st, err := sqlite.Open(ctx, dsn, sqlite.Options{Logger: log.With("component", "store"), Exclusive: exclusive})
 	if err != nil {
