@@ -197,7 +197,7 @@ func testEnqueueResubmitUnprocessed(t *testing.T, h *harness) {
 	h.enqueueQueued(at(1), msg("t1", "m2", "acc"))
 
 	// Give m1 a deferral (retry_count 3, one event) so the reset is visible.
-	c := h.claimOne("o", at(2), "m1")
+	c := h.claimFirst("o", at(2), "m1")
 	if err := h.s.RecordOutcome(h.ctx, store.Outcome{
 		MessagePK: c.Message.PK, Owner: "o", Attempt: c.Message.Attempt, Kind: store.OutcomeDeferred,
 		At: at(3), Description: "451 try later", DeferredUntil: ptr(at(1000)), RetryCount: 3,

@@ -250,6 +250,18 @@ func (h *harness) claimOne(owner string, now time.Time, wantID string) store.Cla
 	return claims[0]
 }
 
+// claimFirst claims the single best due message and requires it to be wantID.
+func (h *harness) claimFirst(owner string, now time.Time, wantID string) store.Claim {
+	h.t.Helper()
+	req := claimReq(owner, now)
+	req.Limit = 1
+	claims := h.claim(req)
+	if got := claimIDs(claims); !slices.Equal(got, []string{wantID}) {
+		h.t.Fatalf("Claim(owner %q, now %s, limit 1) = %q, want [%q]", owner, now.UTC().Format(time.RFC3339), got, wantID)
+	}
+	return claims[0]
+}
+
 // claimIDs lists the claimed messages' client ids, in claim order.
 func claimIDs(claims []store.Claim) []string {
 	ids := make([]string, len(claims))
@@ -269,6 +281,7 @@ func (h *harness) finish(c store.Claim, kind store.OutcomeKind, when time.Time, 
 		Kind:        kind,
 		At:          when,
 		Description: description,
+		RetryCount:  c.Message.RetryCount, // unchanged; only used by deferred and error kinds
 	}
 	if err := h.s.RecordOutcome(h.ctx, o); err != nil {
 		h.t.Fatalf("RecordOutcome(%s, id %q, attempt %d): %v", kindName(kind), c.Message.ID, c.Message.Attempt, err)
@@ -364,7 +377,11 @@ func isNullJSON(raw []byte) bool {
 var cmpOpts = cmp.Options{
 	cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) }),
 	cmp.Comparer(func(a, b json.RawMessage) bool { return jsonEqual(a, b) }),
-	cmpopts.EquateEmpty(),
+	// Empty slices and maps equal nil ones, except JSON, which the comparer above owns.
+	cmp.FilterValues(func(x, _ any) bool {
+		_, isJSON := x.(json.RawMessage)
+		return !isJSON
+	}, cmpopts.EquateEmpty()),
 }
 
 // timeEq reports whether two optional times are both nil or the same instant.

@@ -311,6 +311,9 @@ func testTenantsAPIKey(t *testing.T, h *harness) {
 	if tn := h.getTenant("t2"); tn.APIKeyHash != "" {
 		t.Errorf("revoked tenant APIKeyHash %q, want \"\"", tn.APIKeyHash)
 	}
+	if tn, err := h.s.TenantByAPIKey(h.ctx, "", at(0)); !isNotFound(err) {
+		t.Errorf("TenantByAPIKey(\"\") with a revoked tenant = %q, %v; want not found (no key matches nothing)", tn.ID, err)
+	}
 }
 
 func testTenantsSigningSecret(t *testing.T, h *harness) {
