@@ -119,8 +119,8 @@ func TestGroupCommitSharesOneTransaction(t *testing.T) {
 	}
 	for i, err := range errs {
 		switch {
-		case i == 3 && err == nil:
-			t.Errorf("writer 3 (duplicate pk) succeeded, want an error")
+		case i == 3 && !errors.Is(err, store.ErrDuplicate):
+			t.Errorf("writer 3 (duplicate pk) = %v, want ErrDuplicate", err)
 		case i != 3 && err != nil:
 			t.Errorf("writer %d: %v", i, err)
 		case i != 3 && !visible[i]:

@@ -4,10 +4,13 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/mailproxy/mailproxy/internal/store"
 )
 
 // scanner is a *sql.Row, *sql.Rows or row.
@@ -128,6 +131,18 @@ func isForeignKey(err error) bool {
 		return se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
 	}
 	return false
+}
+
+// duplicate wraps a unique-key violation as store.ErrDuplicate.
+func duplicate(err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return fmt.Errorf("%w: %w", store.ErrDuplicate, err)
+		}
+	}
+	return err
 }
 
 // dedupe keeps the first of each string, in order.

@@ -136,7 +136,7 @@ func enqueue(w *wtx, items []store.NewMessage, now time.Time) ([]store.EnqueueRe
 				continue // processed by delivery: left unchanged, not stored
 			}
 			if err != nil {
-				return nil, fmt.Errorf("item %d: %w", i, err)
+				return nil, fmt.Errorf("item %d: %w", i, duplicate(err))
 			}
 			if _, err := w.exec(qInsertEvent, stored, it.TenantID, string(store.EventError), nowMS, reason, nil); err != nil {
 				return nil, fmt.Errorf("item %d: event: %w", i, err)
@@ -152,7 +152,7 @@ func enqueue(w *wtx, items []store.NewMessage, now time.Time) ([]store.EnqueueRe
 			continue
 		}
 		if !isNoRows(err) {
-			return nil, fmt.Errorf("item %d: %w", i, err)
+			return nil, fmt.Errorf("item %d: %w", i, duplicate(err))
 		}
 		var processed bool
 		if err := w.queryRow(qMessageBlock, it.TenantID, it.ID).Scan(&stored, &processed); err != nil {
