@@ -264,6 +264,7 @@ type received struct {
 	Body   []byte
 	Items  []map[string]any // numbers as json.Number
 	Status int              // what the receiver answered; 0 while pending
+	Answer string           // the answer's body
 }
 
 func (r received) ids() []string {
@@ -327,7 +328,7 @@ func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
 
 	status, answer := reply(n, r)
 	rc.mu.Lock()
-	rc.got[n].Status = status
+	rc.got[n].Status, rc.got[n].Answer = status, answer
 	rc.mu.Unlock()
 	if status == hangUp {
 		conn, _, err := http.NewResponseController(w).Hijack()
@@ -357,11 +358,12 @@ func (rc *receiver) count() int {
 	return len(rc.got)
 }
 
-// accepted counts, per "id/kind", the items of POSTs answered 2xx.
+// accepted counts, per "id/kind", the items of POSTs answered 2xx and not
+// "ok": false.
 func (rc *receiver) accepted() map[string]int {
 	seen := map[string]int{}
 	for _, p := range rc.all() {
-		if p.Status < 200 || p.Status > 299 {
+		if p.Status < 200 || p.Status > 299 || strings.Contains(p.Answer, `"ok":false`) {
 			continue
 		}
 		for _, it := range p.Items {
