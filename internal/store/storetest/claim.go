@@ -17,6 +17,7 @@ func claimCases() []testCase {
 		{"PriorityThenFIFO", testClaimPriorityThenFIFO},
 		{"SameInstantInInsertionOrder", testClaimInsertionOrder},
 		{"DeferredNotClaimedBeforeDue", testClaimDeferred},
+		{"MillisecondPrecision", testClaimMillisecondPrecision},
 		{"SetsLeaseAttemptAndAccount", testClaimSetsLease},
 		{"MissingAccountClaimedWithNilAccount", testClaimMissingAccount},
 		{"LimitTotal", testClaimLimit},
@@ -399,5 +400,29 @@ func testClaimReleaseClaims(t *testing.T, h *harness) {
 	})
 	if !errors.Is(err, store.ErrLeaseLost) {
 		t.Errorf("outcome after the claim was released: err %v, want ErrLeaseLost", err)
+	}
+}
+
+func testClaimMillisecondPrecision(t *testing.T, h *harness) {
+	h.tenantWithAccount("t1")
+	due := at(1).Add(500 * time.Millisecond)
+	h.enqueueQueued(at(0), msg("t1", "m1", "acc", deferredUntil(due)))
+	if r := h.record("t1", "m1"); !timeEq(r.DeferredUntil, &due) {
+		t.Errorf("stored deferred_until %s, want %s (times keep milliseconds)", fmtTime(r.DeferredUntil), fmtTime(&due))
+	}
+	if got := h.claim(claimReq("o", due.Add(-time.Millisecond))); len(got) != 0 {
+		t.Errorf("Claim 1 ms before deferred_until = %q, want none", claimIDs(got))
+	}
+	req := claimReq("o", due)
+	req.Lease = 1500 * time.Millisecond
+	c := h.claim(req)
+	if len(c) != 1 || !timeEq(c[0].Message.LeaseUntil, ptr(due.Add(1500*time.Millisecond))) {
+		t.Fatalf("Claim at deferred_until = %q, want m1 leased until %s", claimIDs(c), fmtTime(ptr(due.Add(1500*time.Millisecond))))
+	}
+	sentAt := due.Add(250 * time.Millisecond)
+	h.finish(c[0], store.OutcomeSent, sentAt, "250 OK")
+	r := h.record("t1", "m1")
+	if !timeEq(r.FinalAt, &sentAt) || len(r.History) != 1 || !r.History[0].At.Equal(sentAt) {
+		t.Errorf("final %s event %v, want both at %s", fmtTime(r.FinalAt), r.History, fmtTime(&sentAt))
 	}
 }

@@ -27,6 +27,7 @@ func enqueueCases() []testCase {
 		{"RejectingQueuedIDStoresError", testEnqueueRejectQueued},
 		{"SameIDTwoTenants", testEnqueueSameIDTwoTenants},
 		{"ConcurrentBatchesAllDurable", testEnqueueConcurrent},
+		{"EmptyBatch", testEnqueueEmpty},
 	}
 }
 
@@ -388,5 +389,13 @@ func testEnqueueConcurrent(t *testing.T, h *harness) {
 func recoverTo(t *testing.T) {
 	if r := recover(); r != nil {
 		t.Errorf("panic in test goroutine: %v", r)
+	}
+}
+
+func testEnqueueEmpty(t *testing.T, h *harness) {
+	h.tenantWithAccount("t1")
+	res, err := h.s.EnqueueBatch(h.ctx, nil, at(0))
+	if err != nil || len(res) != 0 {
+		t.Errorf("EnqueueBatch(no items) = %v, %v; want no results and no error", res, err)
 	}
 }

@@ -3,7 +3,9 @@ package storetest
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/mailproxy/mailproxy/internal/store"
@@ -22,6 +24,7 @@ func outcomeCases() []testCase {
 		{"DeletedMessageIsLeaseLost", testOutcomeDeletedMessage},
 		{"HistoryOrderAndLatestEvents", testOutcomeHistory},
 		{"LastEvent", testOutcomeLastEvent},
+		{"ConcurrentOutcomesAllApplied", testOutcomeConcurrent},
 	}
 }
 
@@ -323,5 +326,45 @@ func testOutcomeLastEvent(t *testing.T, h *harness) {
 	h.finish(c, store.OutcomeSent, at(61), "250 OK")
 	if ev, err := h.s.LastEvent(h.ctx, pk); err != nil || ev.Type != store.EventSent {
 		t.Errorf("LastEvent after sent = %+v, %v; want the sent event", ev, err)
+	}
+}
+
+func testOutcomeConcurrent(t *testing.T, h *harness) {
+	const messages = 40
+	h.tenantWithAccount("t1")
+	items := make([]store.NewMessage, messages)
+	for i := range items {
+		items[i] = msg("t1", fmt.Sprintf("m%02d", i), "acc")
+	}
+	h.enqueueQueued(at(0), items...)
+	claims := h.claim(claimReq("o", at(1)))
+	if len(claims) != messages {
+		t.Fatalf("Claim = %d messages, want %d", len(claims), messages)
+	}
+	var wg sync.WaitGroup
+	for i, c := range claims {
+		wg.Go(func() {
+			defer recoverTo(t)
+			kind := store.OutcomeSent
+			if i%2 == 1 {
+				kind = store.OutcomeError
+			}
+			if err := h.s.RecordOutcome(h.ctx, store.Outcome{
+				MessagePK: c.Message.PK, Owner: "o", Attempt: c.Message.Attempt, Kind: kind, At: at(2), Description: "done",
+			}); err != nil {
+				t.Errorf("RecordOutcome(%s): %v", c.Message.ID, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n, err := h.s.CountUnprocessed(h.ctx); err != nil || n != 0 {
+		t.Errorf("CountUnprocessed after concurrent outcomes = %d, %v; want 0", n, err)
+	}
+	if n, err := h.s.CountUnreported(h.ctx, "t1"); err != nil || n != messages {
+		t.Errorf("CountUnreported after concurrent outcomes = %d, %v; want %d (one event each)", n, err, messages)
+	}
+	stats, err := h.s.Stats(h.ctx, "t1", at(3))
+	if err != nil || len(stats) != 1 || stats[0].Sent != messages/2 || stats[0].Error != messages/2 {
+		t.Errorf("Stats after concurrent outcomes = %+v, %v; want %d sent and %d error", stats, err, messages/2, messages/2)
 	}
 }

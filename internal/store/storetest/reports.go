@@ -1,7 +1,10 @@
 package storetest
 
 import (
+	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -17,6 +20,7 @@ func reportCases() []testCase {
 		{"TenantsWithUnreported", testReportsTenants},
 		{"SyncStateRoundTrip", testReportsSyncState},
 		{"ReportLease", testReportsLease},
+		{"ReportLeaseConcurrentOneWinner", testReportsLeaseConcurrent},
 	}
 }
 
@@ -235,5 +239,30 @@ func testReportsLease(t *testing.T, h *harness) {
 	}
 	if got, err := h.s.AcquireReportLease(h.ctx, "t1", "a", at(62), at(92)); err != nil || !got {
 		t.Errorf("AcquireReportLease(t1, a) after the holder released = %v, %v; want true", got, err)
+	}
+}
+
+func testReportsLeaseConcurrent(t *testing.T, h *harness) {
+	const owners = 12
+	h.tenant("t1")
+	var (
+		wg      sync.WaitGroup
+		winners atomic.Int32
+	)
+	for i := range owners {
+		wg.Go(func() {
+			defer recoverTo(t)
+			ok, err := h.s.AcquireReportLease(h.ctx, "t1", fmt.Sprintf("owner-%d", i), at(0), at(30))
+			if err != nil {
+				t.Errorf("AcquireReportLease(owner-%d): %v", i, err)
+			}
+			if ok {
+				winners.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := winners.Load(); n != 1 {
+		t.Errorf("%d owners racing for one free report lease: %d won, want exactly 1", owners, n)
 	}
 }
