@@ -207,6 +207,7 @@ func (s *Store) txWith(ctx context.Context, opts pgx.TxOptions, fn func(tx pgx.T
 		if !retryable(err) || ctx.Err() != nil {
 			return err
 		}
+		s.log.Debug("postgres: transaction retried", "sqlstate", sqlState(err), "attempt", attempt+1)
 		// A short random pause lets the competing transaction finish.
 		pause := time.Duration(1+rand.IntN(5*(attempt+1))) * time.Millisecond
 		t := time.NewTimer(pause)
