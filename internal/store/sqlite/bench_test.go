@@ -110,3 +110,57 @@ func BenchmarkClaim(b *testing.B) {
 	}
 	b.ReportMetric(float64(claimed)/time.Since(start).Seconds(), "rows/s")
 }
+
+// BenchmarkRecordOutcome measures sent outcomes recorded by 16 concurrent
+// workers, which share group commits as enqueues do.
+func BenchmarkRecordOutcome(b *testing.B) {
+	s, _ := openTest(b, Options{})
+	seed(b, s)
+	ctx := context.Background()
+	now := time.Now()
+	payload := benchPayload("x")
+	var claims []store.Claim
+	for i := 0; i < b.N; i += 500 {
+		items := make([]store.NewMessage, 0, 500)
+		for j := i; j < min(i+500, b.N); j++ {
+			items = append(items, store.NewMessage{TenantID: "t1", ID: fmt.Sprintf("m%d", j), AccountID: "a1",
+				Priority: store.PriorityMedium, Payload: payload})
+		}
+		if _, err := s.EnqueueBatch(ctx, items, now); err != nil {
+			b.Fatal(err)
+		}
+		c, err := s.Claim(ctx, store.ClaimRequest{Owner: "w", Now: now, Lease: time.Hour, Limit: len(items)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		claims = append(claims, c...)
+	}
+	var next atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(claims) {
+					return
+				}
+				m := claims[i].Message
+				if err := s.RecordOutcome(ctx, store.Outcome{MessagePK: m.PK, Owner: m.LeaseOwner, Attempt: m.Attempt,
+					Kind: store.OutcomeSent, At: now, Description: "250 OK"}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(len(claims))/elapsed.Seconds(), "outcomes/s")
+}

@@ -205,9 +205,13 @@ func (s *Store) closeAll() error {
 		s.reader = nil
 	}
 	if s.wconn != nil {
-		// A checkpoint on close keeps the WAL file small between runs.
-		if _, err := s.wconn.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
-			s.log.Warn("sqlite checkpoint on close", "err", err)
+		// The exclusive owner (serve) truncates the WAL on close so the file
+		// starts small next run; a CLI store does not, as it would wait for
+		// a busy serve's writes.
+		if s.lock != nil {
+			if _, err := s.wconn.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+				s.log.Warn("sqlite checkpoint on close", "err", err)
+			}
 		}
 		errs = append(errs, s.wconn.Close())
 		s.wconn = nil
