@@ -259,6 +259,7 @@ func (e *env) run(l *Loop) (stop func()) {
 
 // received is one POST as the client application saw it.
 type received struct {
+	At     time.Time // arrival, real time
 	Path   string
 	Header http.Header
 	Body   []byte
@@ -322,7 +323,7 @@ func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
 	if doc.DeliveryReport != nil {
 		items = *doc.DeliveryReport
 	}
-	rc.got = append(rc.got, received{Path: r.URL.Path, Header: r.Header.Clone(), Body: body, Items: items})
+	rc.got = append(rc.got, received{At: time.Now(), Path: r.URL.Path, Header: r.Header.Clone(), Body: body, Items: items})
 	reply := rc.reply
 	rc.mu.Unlock()
 

@@ -4,13 +4,16 @@
 // also runs automatic retention of reported messages (lifecycle.md §7).
 //
 // The loop:
-//  1. Sleeps until Wake (an outcome happened), RunNow, the earliest stored
-//     heartbeat, do-not-disturb end or backoff retry time, or SyncInterval.
+//  1. Sleeps until Wake (an outcome happened), RunNow, the earliest
+//     per-tenant hint (heartbeat due, do-not-disturb end, backoff retry),
+//     or the next full pass, every SyncInterval.
 //  2. A pass picks the tenants to serve: those with unreported events that
 //     have an endpoint and are not in failure backoff, those forced by
 //     RunNow, and active tenants with their own client_base_url whose
 //     heartbeat is due (never synced, last sync + SyncInterval passed, or
-//     do-not-disturb ended). A Wake pass looks only at tenants with events.
+//     do-not-disturb ended). A full pass reads every tenant and rebuilds the
+//     hints; a Wake pass reads only tenants with events, a timer pass also
+//     the tenants whose hint is due.
 //  3. Tenants are served by at most Concurrency workers from a FIFO queue, so
 //     a slow or broken endpoint holds one worker, never the others; a tenant
 //     is served by one worker at a time, and across instances by whoever
@@ -29,8 +32,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -106,16 +111,17 @@ type Loop struct {
 	client *http.Client
 
 	kick   chan struct{} // Wake and RunNow: run a pass
-	retime chan struct{} // a worker lowered nextDue: reset the timer
+	retime chan struct{} // a hint changed: reset the timer
 
 	mu        sync.Mutex
 	forced    map[string]bool // RunNow targets not yet served
-	fullPass  bool            // RunNow(""): check heartbeats too
+	fullPass  bool            // RunNow(""): look at every tenant
 	busy      map[string]bool // tenants queued or being served
 	again     map[string]bool // busy tenants asked for again; value: forced
 	queue     []job
 	workers   int
-	nextDue   time.Time
+	lastFull  time.Time            // the last pass over every tenant
+	hints     map[string]time.Time // tenant -> when it next needs a look; "" = a full pass
 	holds     map[string]hold
 	workersWG sync.WaitGroup
 }
@@ -182,6 +188,7 @@ func New(st store.Store, opts Options) *Loop {
 		busy:   map[string]bool{},
 		again:  map[string]bool{},
 		holds:  map[string]hold{},
+		hints:  map[string]time.Time{},
 	}
 }
 
@@ -217,12 +224,13 @@ func (l *Loop) Run(ctx context.Context) error {
 	timer := time.NewTimer(0) // the first pass checks every tenant
 	defer timer.Stop()
 	for {
+		var due []string
 		full := false
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-timer.C:
-			full = true
+			full, due = l.takeDue(l.opts.Now())
 		case <-l.retime:
 			l.resetTimer(timer)
 			continue
@@ -232,13 +240,13 @@ func (l *Loop) Run(ctx context.Context) error {
 		full = full || l.fullPass
 		l.fullPass = false
 		l.mu.Unlock()
-		jobs, err := l.pass(ctx, full)
+		jobs, err := l.pass(ctx, full, due)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			l.log.Warn("report pass failed", "err", err)
-			l.scheduleAt(l.opts.Now().Add(passErrorRetry))
+			l.scheduleAt("", l.opts.Now().Add(passErrorRetry))
 		}
 		for _, j := range jobs {
 			l.dispatch(ctx, j)
@@ -253,7 +261,7 @@ func (l *Loop) Cycle(ctx context.Context) error {
 	l.mu.Lock()
 	l.fullPass = false
 	l.mu.Unlock()
-	jobs, err := l.pass(ctx, true)
+	jobs, err := l.pass(ctx, true, nil)
 	if err != nil {
 		return err
 	}
@@ -355,7 +363,7 @@ func (l *Loop) turn(ctx context.Context, j job) (more bool) {
 			if l.opts.Metrics != nil {
 				l.opts.Metrics.Panics.Inc()
 			}
-			l.scheduleAt(l.opts.Now().Add(passErrorRetry))
+			l.scheduleAt(j.tenantID, l.opts.Now().Add(passErrorRetry))
 			more = false
 		}
 	}()
@@ -364,60 +372,85 @@ func (l *Loop) turn(ctx context.Context, j job) (more bool) {
 		l.log.Warn("report sync failed on the store", "tenant_id", j.tenantID, "err", err)
 		next = l.opts.Now().Add(passErrorRetry)
 	}
-	if !next.IsZero() {
-		l.scheduleAt(next)
-	}
+	l.scheduleAt(j.tenantID, next)
 	return more && ctx.Err() == nil
 }
 
-// scheduleAt makes the loop wake no later than t.
-func (l *Loop) scheduleAt(t time.Time) {
+// scheduleAt records when a tenant next needs a look (zero: only when
+// something happens); tenantID "" asks for a full pass at t.
+func (l *Loop) scheduleAt(tenantID string, t time.Time) {
 	l.mu.Lock()
-	lowered := l.nextDue.IsZero() || t.Before(l.nextDue)
-	if lowered {
-		l.nextDue = t
+	if t.IsZero() {
+		delete(l.hints, tenantID)
+	} else {
+		l.hints[tenantID] = t
 	}
 	l.mu.Unlock()
-	if lowered {
-		signal(l.retime)
-	}
+	signal(l.retime)
 }
 
+// takeDue removes and returns the tenants whose look is due at now; full is
+// true when a pass over every tenant is due (every SyncInterval).
+func (l *Loop) takeDue(now time.Time) (full bool, due []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	full = !now.Before(l.lastFull.Add(l.opts.SyncInterval))
+	for id, t := range l.hints {
+		if t.After(now) {
+			continue
+		}
+		delete(l.hints, id)
+		if id == "" {
+			full = true
+		} else {
+			due = append(due, id)
+		}
+	}
+	return full, due
+}
+
+// resetTimer sets the timer to the earliest hint or the next full pass.
 func (l *Loop) resetTimer(timer *time.Timer) {
 	l.mu.Lock()
-	due := l.nextDue
-	l.mu.Unlock()
-	d := l.opts.SyncInterval
-	if !due.IsZero() {
-		d = min(max(due.Sub(l.opts.Now()), minTimer), l.opts.SyncInterval)
+	next := l.lastFull.Add(l.opts.SyncInterval)
+	for _, t := range l.hints {
+		if t.Before(next) {
+			next = t
+		}
 	}
-	timer.Reset(d)
+	l.mu.Unlock()
+	timer.Reset(max(next.Sub(l.opts.Now()), minTimer))
 }
 
-// pass decides which tenants to serve now. A full pass also looks at every
-// active tenant for a due heartbeat and recomputes the next wake-up.
-func (l *Loop) pass(ctx context.Context, full bool) ([]job, error) {
+// pass decides which tenants to serve now: those with unreported events,
+// those forced by RunNow, the due ones and, in a full pass, every active
+// tenant (heartbeats).
+func (l *Loop) pass(ctx context.Context, full bool, due []string) ([]job, error) {
 	now := l.opts.Now()
 	l.mu.Lock()
 	forced := l.forced
 	l.forced = map[string]bool{}
 	if full {
-		l.nextDue = now.Add(l.opts.SyncInterval)
+		l.lastFull = now
+		clear(l.hints) // recomputed by this pass and the workers
 	}
 	l.mu.Unlock()
-	jobs, err := l.choose(ctx, full, forced, now)
+	jobs, err := l.choose(ctx, full, forced, due, now)
 	if err != nil {
-		// Keep the run-now requests for the next pass.
+		// Keep the run-now requests and due tenants for the next pass.
 		l.mu.Lock()
 		for id := range forced {
 			l.forced[id] = true
 		}
 		l.mu.Unlock()
+		for _, id := range due {
+			l.scheduleAt(id, now.Add(passErrorRetry))
+		}
 	}
 	return jobs, err
 }
 
-func (l *Loop) choose(ctx context.Context, full bool, forced map[string]bool, now time.Time) ([]job, error) {
+func (l *Loop) choose(ctx context.Context, full bool, forced map[string]bool, due []string, now time.Time) ([]job, error) {
 	withEvents, err := l.st.TenantsWithUnreported(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("listing tenants with unreported events: %w", err)
@@ -441,10 +474,13 @@ func (l *Loop) choose(ctx context.Context, full bool, forced map[string]bool, no
 			}
 		}
 	} else {
-		order = append(order, withEvents...)
-		for id := range forced {
-			if !hasEvents[id] {
-				order = append(order, id)
+		seen := make(map[string]bool, len(withEvents)+len(forced)+len(due))
+		for _, ids := range [][]string{withEvents, slices.Collect(maps.Keys(forced)), due} {
+			for _, id := range ids {
+				if !seen[id] {
+					seen[id] = true
+					order = append(order, id)
+				}
 			}
 		}
 	}
@@ -489,7 +525,7 @@ func (l *Loop) choose(ctx context.Context, full bool, forced map[string]bool, no
 			return jobs, fmt.Errorf("reading sync state of %s: %w", id, err)
 		}
 		if state.NextRetryAt != nil && state.NextRetryAt.After(now) {
-			l.scheduleAt(*state.NextRetryAt)
+			l.scheduleAt(id, *state.NextRetryAt)
 			continue
 		}
 		if hasEvents[id] {
@@ -499,10 +535,10 @@ func (l *Loop) choose(ctx context.Context, full bool, forced map[string]bool, no
 		if tg.Global || !t.Active {
 			continue
 		}
-		if due := heartbeatDue(state, l.opts.SyncInterval); !due.After(now) {
+		if at := heartbeatDue(state, l.opts.SyncInterval); !at.After(now) {
 			jobs = append(jobs, job{tenantID: id})
 		} else {
-			l.scheduleAt(due)
+			l.scheduleAt(id, at)
 		}
 	}
 	return jobs, nil

@@ -575,3 +575,23 @@ func TestTwoInstancesPostOneAtATime(t *testing.T) {
 		t.Errorf("%d POSTs of one tenant were in flight at once, want 1", m)
 	}
 }
+
+func TestRunWakesAtDoNotDisturbEnd(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, false)
+	var dndEnd atomic.Int64 // Unix ms of the first answer's next_sync_after
+	rc := newReceiver(t, func(n int, _ *http.Request) (int, string) {
+		if n == 0 {
+			end := time.Now().Add(300 * time.Millisecond)
+			dndEnd.Store(end.UnixMilli())
+			return 200, fmt.Sprintf(`{"ok":true,"next_sync_after":%.3f}`, float64(end.UnixMilli())/1000)
+		}
+		return 200, fmt.Sprintf(`{"ok":true,"next_sync_after":%d}`, time.Now().Add(time.Hour).Unix())
+	})
+	e.tenant("t1", rc.srv.URL, nil)
+	e.run(e.loop(Options{SyncInterval: time.Hour}))
+	waitFor(t, "the heartbeat at do-not-disturb's end", func() bool { return rc.count() == 2 })
+	if at := rc.all()[1].At; at.UnixMilli() < dndEnd.Load() {
+		t.Errorf("heartbeat came %s before next_sync_after", time.UnixMilli(dndEnd.Load()).Sub(at))
+	}
+}

@@ -206,7 +206,8 @@ func (l *Loop) postBatch(ctx context.Context, tenant store.Tenant, tg target, st
 		}
 	}
 	if len(a.NotFound) > 0 {
-		l.log.Info("client does not know reported ids", "tenant_id", tenant.ID, "ids", a.NotFound)
+		l.log.Info("client does not know reported ids", "tenant_id", tenant.ID,
+			"count", len(a.NotFound), "ids", a.NotFound[:min(len(a.NotFound), 20)])
 	}
 	if len(refused) > 0 {
 		l.log.Info("client refused report items; they go again with the next POST",
