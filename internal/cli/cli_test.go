@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mailproxy/mailproxy/internal/config"
+	"github.com/mailproxy/mailproxy/internal/store/postgres/pgtest"
 	"github.com/mailproxy/mailproxy/internal/store/sqlite"
 )
 
@@ -370,5 +371,28 @@ func TestParseWhen(t *testing.T) {
 		if _, err := parseWhen(in, now); err == nil {
 			t.Errorf("parseWhen(%q) accepted", in)
 		}
+	}
+}
+
+// TestTokenAndMigrateOnPostgreSQL runs the local commands on a fresh PostgreSQL database.
+func TestTokenAndMigrateOnPostgreSQL(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.DSN(t)
+	env := map[string]string{"GMP_DATABASE_URL": dsn, "GMP_DB_PATH": filepath.Join(t.TempDir(), "unused.db")}
+	if r := run(t, env, "migrate"); r.code != 0 || !strings.Contains(r.stdout, "up to date") {
+		t.Fatalf("migrate: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r := run(t, env, "token"); r.code != ExitFailed || !strings.Contains(r.stderr, "no admin token stored") {
+		t.Fatalf("token on an empty store: exit %d stderr %q", r.code, r.stderr)
+	}
+	tok := strings.TrimSpace(mustRun(t, env, "token", "--regenerate"))
+	if len(tok) != 43 {
+		t.Fatalf("token %q", tok)
+	}
+	if got := strings.TrimSpace(mustRun(t, env, "token")); got != tok {
+		t.Errorf("token shows %q, want %q", got, tok)
+	}
+	if _, err := os.Stat(env["GMP_DB_PATH"]); !os.IsNotExist(err) {
+		t.Errorf("GMP_DATABASE_URL must win over GMP_DB_PATH, but the SQLite file exists (%v)", err)
 	}
 }
