@@ -328,6 +328,7 @@ func (l *Loop) worker(ctx context.Context, j job) {
 		if ctx.Err() != nil {
 			for _, q := range l.queue {
 				delete(l.busy, q.tenantID)
+				delete(l.again, q.tenantID)
 			}
 			l.queue = nil
 			delete(l.busy, j.tenantID)
