@@ -67,10 +67,14 @@ func (c Config) Validate() error {
 		bad("GMP_HOST", "must not be empty")
 	}
 	port("GMP_PORT", c.Port, 0)
+	dbVar := "GMP_DB_PATH"
+	if c.DatabaseURL != "" {
+		dbVar = "GMP_DATABASE_URL"
+	}
 	if strings.TrimSpace(c.DatabaseDSN()) == "" {
-		bad("GMP_DB_PATH", "must not be empty")
-	} else if c.DatabaseURL != "" && strings.Contains(c.DatabaseURL, "://") && !c.IsPostgres() {
-		bad("GMP_DATABASE_URL", "only postgres:// or postgresql:// URLs, or a SQLite file path, are supported")
+		bad(dbVar, "must not be empty")
+	} else if strings.Contains(c.DatabaseDSN(), "://") && !c.IsPostgres() {
+		bad(dbVar, "must be a SQLite file path or a postgres:// or postgresql:// URL (lower case)")
 	}
 	if strings.TrimSpace(c.InstanceName) == "" {
 		bad("GMP_INSTANCE_NAME", "must not be empty")
@@ -159,7 +163,8 @@ func DecodeEncryptionKey(s string) ([]byte, error) {
 // IsPostgres reports whether the store is PostgreSQL (a postgres:// or postgresql:// DSN);
 // anything else is a SQLite file path.
 func (c Config) IsPostgres() bool {
-	dsn := strings.ToLower(c.DatabaseDSN())
+	// Case-sensitive, as the PostgreSQL driver's own DSN detection.
+	dsn := c.DatabaseDSN()
 	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
 

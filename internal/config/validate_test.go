@@ -55,6 +55,8 @@ func TestValidateNamesTheVariable(t *testing.T) {
 		{"GMP_PPROF_ADDR", "127.0.0.1:http"},
 		{"GMP_URL", "127.0.0.1:8000"},
 		{"GMP_DATABASE_URL", "mysql://db/x"},
+		{"GMP_DATABASE_URL", "POSTGRES://db/x"},
+		{"GMP_DB_PATH", "sqlite://x.db"},
 	} {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
 			t.Parallel()
@@ -119,7 +121,8 @@ func TestDerivedValues(t *testing.T) {
 		{nil, "./mail_service.db", false},
 		{map[string]string{"GMP_DB_PATH": "/data/x.db"}, "/data/x.db", false},
 		{map[string]string{"GMP_DB_PATH": "postgres://a/b"}, "postgres://a/b", true},
-		{map[string]string{"GMP_DB_PATH": "/data/x.db", "GMP_DATABASE_URL": "PostgreSQL://a/b"}, "PostgreSQL://a/b", true},
+		{map[string]string{"GMP_DB_PATH": "/data/x.db", "GMP_DATABASE_URL": "postgresql://a/b"}, "postgresql://a/b", true},
+		{map[string]string{"GMP_DATABASE_URL": "PostgreSQL://a/b"}, "PostgreSQL://a/b", false},
 	} {
 		cfg, _ := mustLoad(t, tc.env, "")
 		if cfg.DatabaseDSN() != tc.dsn || cfg.IsPostgres() != tc.postgres {
