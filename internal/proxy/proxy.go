@@ -185,9 +185,9 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 			return
 		}
 		dispatcher.RunNow()
-		if !cfg.TestMode {
-			reports.RunNow(tenantID)
-		}
+		// In test mode this only records the request; the cycle that follows
+		// the drain (OnIdle) honours it.
+		reports.RunNow(tenantID)
 	}
 
 	handler, err := api.New(api.Deps{
@@ -241,7 +241,9 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	goSafe(g, log, m, "smtppool", func() error { return pool.Run(gctx) })
 	if active {
 		goSafe(g, log, m, "dispatcher", func() error { return dispatcher.Run(gctx) })
-		goSafe(g, log, m, "reports", func() error { return reports.Run(gctx) })
+		if !cfg.TestMode { // test mode: reports go out only after a run-now drain
+			goSafe(g, log, m, "reports", func() error { return reports.Run(gctx) })
+		}
 		goSafe(g, log, m, "retention", func() error {
 			return report.RunRetention(gctx, st, time.Hour, cfg.ReportRetention.Duration(), 500, log.With("component", "retention"))
 		})

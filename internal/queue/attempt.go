@@ -19,8 +19,16 @@ const (
 	codeMissingAccount      = "missing_account_configuration"
 )
 
-// attempt runs one claimed message to its outcome (delivery.md §3).
-func (d *Dispatcher) attempt(ctx context.Context, c store.Claim) {
+// result is an attempt's outcome, to be recorded once the lane is free, and
+// the metric to count if the store applies it.
+type result struct {
+	outcome store.Outcome
+	count   func() // nil-safe; called only when the outcome was applied
+}
+
+// attempt runs one claimed message up to its outcome (delivery.md §3); the
+// caller records the outcome.
+func (d *Dispatcher) attempt(ctx context.Context, c store.Claim) result {
 	m := c.Message
 	now := d.opts.Now()
 	base := store.Outcome{MessagePK: m.PK, Owner: d.opts.Owner, Attempt: m.Attempt, At: now, RetryCount: m.RetryCount}
@@ -32,8 +40,7 @@ func (d *Dispatcher) attempt(ctx context.Context, c store.Claim) {
 		o.Kind = store.OutcomeError
 		o.Description = fmt.Sprintf("Account '%s' not found for tenant '%s'", m.AccountID, m.TenantID)
 		o.Metadata = jsonObject(map[string]any{"code": codeMissingAccount})
-		d.record(ctx, m, o)
-		return
+		return result{outcome: o}
 	}
 	acct := *c.Account
 	p, err := store.DecodePayload(m.Payload)
@@ -41,8 +48,7 @@ func (d *Dispatcher) attempt(ctx context.Context, c store.Claim) {
 		o := base
 		o.Kind = store.OutcomeError
 		o.Description = "invalid stored payload: " + err.Error()
-		d.record(ctx, m, o)
-		return
+		return result{outcome: o}
 	}
 
 	// 2. Rate limits: one slot in every configured window, before connecting.
@@ -50,12 +56,10 @@ func (d *Dispatcher) attempt(ctx context.Context, c store.Claim) {
 	if req, limited := rateRequest(acct, m.TenantID, now); limited {
 		dec, err := d.st.ReserveRate(ctx, req)
 		if err != nil {
-			d.release(ctx, m, fmt.Errorf("reserve rate slot: %w", err))
-			return
+			return d.release(m, fmt.Errorf("reserve rate slot: %w", err))
 		}
 		if !dec.OK {
-			d.rateLimited(ctx, m, acct, base, dec, labels)
-			return
+			return d.rateLimited(ctx, m, acct, base, dec, labels)
 		}
 		reserved = &store.RateKey{TenantID: m.TenantID, AccountID: m.AccountID, At: now}
 	}
@@ -66,15 +70,13 @@ func (d *Dispatcher) attempt(ctx context.Context, c store.Claim) {
 	if len(p.Attachments) > 0 {
 		tenant, err := d.st.GetTenant(ctx, m.TenantID)
 		if err != nil {
-			d.release(ctx, m, fmt.Errorf("load tenant for attachments: %w", err))
-			return
+			return d.release(m, fmt.Errorf("load tenant for attachments: %w", err))
 		}
 		contents, err := d.fetch.FetchAll(ctx, tenant, p.Attachments)
 		if err != nil {
 			var ae *attach.Error
 			temporary := !errors.As(err, &ae) || ae.Temporary
-			d.failed(ctx, m, base, err.Error(), temporary, 0, false, labels)
-			return
+			return d.failed(m, base, err.Error(), temporary, 0, false, labels)
 		}
 		parts = make([]delivery.Part, len(contents))
 		for i, ct := range contents {
@@ -88,8 +90,7 @@ func (d *Dispatcher) attempt(ctx context.Context, c store.Claim) {
 	}
 	msg, err := delivery.Build(p, m.PK, parts, now)
 	if err != nil {
-		d.failed(ctx, m, base, "Cannot build message: "+err.Error(), false, 0, false, labels)
-		return
+		return d.failed(m, base, "Cannot build message: "+err.Error(), false, 0, false, labels)
 	}
 
 	// 5. SMTP.
@@ -104,8 +105,7 @@ func (d *Dispatcher) attempt(ctx context.Context, c store.Claim) {
 	if err != nil {
 		de := asDeliveryError(err)
 		d.countReply(labels, de)
-		d.failed(ctx, m, base, de.Error(), !de.Permanent, de.Code, true, labels)
-		return
+		return d.failed(m, base, de.Error(), !de.Permanent, de.Code, true, labels)
 	}
 	d.countReply(labels, nil)
 
@@ -121,13 +121,19 @@ func (d *Dispatcher) attempt(ctx context.Context, c store.Claim) {
 		}
 		o.Metadata = jsonObject(map[string]any{"refused": refused})
 	}
-	if d.record(ctx, m, o) && d.opts.Metrics != nil {
-		d.opts.Metrics.Sent.With(labels).Inc()
-	}
+	return result{outcome: o, count: d.counter(func(m *metrics.Metrics) { m.Sent.With(labels).Inc() })}
 }
 
-// failed records a failed attempt: a retry while the budget lasts, else an error.
-func (d *Dispatcher) failed(ctx context.Context, m store.Message, base store.Outcome, desc string, temporary bool, code int, smtpSide bool, labels map[string]string) {
+// counter wraps a metric update for when the outcome is applied.
+func (d *Dispatcher) counter(f func(*metrics.Metrics)) func() {
+	if d.opts.Metrics == nil {
+		return nil
+	}
+	return func() { f(d.opts.Metrics) }
+}
+
+// failed is a failed attempt's outcome: a retry while the budget lasts, else an error.
+func (d *Dispatcher) failed(m store.Message, base store.Outcome, desc string, temporary bool, code int, smtpSide bool, labels map[string]string) result {
 	o := base
 	o.At = d.opts.Now()
 	n := m.RetryCount
@@ -144,10 +150,7 @@ func (d *Dispatcher) failed(ctx context.Context, m store.Message, base store.Out
 		meta["deferred_ts"] = until.Unix()
 		meta["retry_count"] = n + 1
 		o.Metadata = jsonObject(meta)
-		if d.record(ctx, m, o) && d.opts.Metrics != nil {
-			d.opts.Metrics.Deferred.With(labels).Inc()
-		}
-		return
+		return result{outcome: o, count: d.counter(func(m *metrics.Metrics) { m.Deferred.With(labels).Inc() })}
 	}
 	o.Kind = store.OutcomeError
 	o.Description = desc
@@ -157,13 +160,14 @@ func (d *Dispatcher) failed(ctx context.Context, m store.Message, base store.Out
 	o.RetryCount = n
 	meta["retry_count"] = n
 	o.Metadata = jsonObject(meta)
-	if d.record(ctx, m, o) && smtpSide && d.opts.Metrics != nil {
-		d.opts.Metrics.Errors.With(labels).Inc()
+	if !smtpSide { // gmp_errors_total counts SMTP-side failures only
+		return result{outcome: o}
 	}
+	return result{outcome: o, count: d.counter(func(m *metrics.Metrics) { m.Errors.With(labels).Inc() })}
 }
 
 // rateLimited applies limit_behavior when a window is full (ratelimits.md §4).
-func (d *Dispatcher) rateLimited(ctx context.Context, m store.Message, acct store.Account, base store.Outcome, dec store.RateDecision, labels map[string]string) {
+func (d *Dispatcher) rateLimited(ctx context.Context, m store.Message, acct store.Account, base store.Outcome, dec store.RateDecision, labels map[string]string) result {
 	if d.opts.Metrics != nil {
 		d.opts.Metrics.RateLimited.With(labels).Inc()
 	}
@@ -171,8 +175,7 @@ func (d *Dispatcher) rateLimited(ctx context.Context, m store.Message, acct stor
 	if acct.LimitBehavior == "reject" || acct.LimitBehavior == "error" {
 		o.Kind = store.OutcomeError
 		o.Description = reasonRateLimitExceeded
-		d.record(ctx, m, o)
-		return
+		return result{outcome: o}
 	}
 	until := dec.WindowEnd
 	o.DeferredUntil = &until
@@ -184,17 +187,15 @@ func (d *Dispatcher) rateLimited(ctx context.Context, m store.Message, acct stor
 	if last, err := d.st.LastEvent(ctx, m.PK); err == nil && last.Type == store.EventDeferred && last.Description == reasonRateLimit {
 		o.Kind = store.OutcomeSilentDefer
 	}
-	if d.record(ctx, m, o) && d.opts.Metrics != nil {
-		d.opts.Metrics.Deferred.With(labels).Inc()
-	}
+	return result{outcome: o, count: d.counter(func(m *metrics.Metrics) { m.Deferred.With(labels).Inc() })}
 }
 
 // release gives a claim back without an event when the attempt could not
 // start for an internal reason (the store failed); it is retried later.
-func (d *Dispatcher) release(ctx context.Context, m store.Message, cause error) {
+func (d *Dispatcher) release(m store.Message, cause error) result {
 	d.log.Warn("attempt abandoned, claim released", "msg_id", m.ID, "tenant_id", m.TenantID, "err", cause)
-	d.record(ctx, m, store.Outcome{MessagePK: m.PK, Owner: d.opts.Owner, Attempt: m.Attempt,
-		Kind: store.OutcomeRelease, At: d.opts.Now()})
+	return result{outcome: store.Outcome{MessagePK: m.PK, Owner: d.opts.Owner, Attempt: m.Attempt,
+		Kind: store.OutcomeRelease, At: d.opts.Now()}}
 }
 
 // record writes the outcome; false when it was not applied (lease lost,

@@ -20,12 +20,14 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -82,9 +84,10 @@ type Dispatcher struct {
 	tenants *tenantNames
 
 	mu       sync.Mutex
-	inFlight int                  // attempts running or queued in lanes
+	inFlight int                  // claims held: running or in a lane's backlog
+	running  int                  // attempts running, at most MaxSends
 	lanes    map[string]*lane     // by store.AccountKey
-	held     map[string]heldClaim // pk → claim still leased by us
+	held     map[string]heldClaim // pk → claim still leased by us (running or in a lane's backlog)
 }
 
 type heldClaim struct {
@@ -190,9 +193,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 
 		wait := d.opts.PollInterval
-		if claimed > 0 && d.freeSlots() > 0 {
+		if claimed > 0 {
 			wait = 0 // more may be due right away
-		} else if !d.opts.TestMode {
+		} else if !d.opts.TestMode && d.idle() {
+			// While sends run, their completions wake the loop; only an idle
+			// dispatcher needs the timer of the next due message.
 			if next, ok, err := d.st.NextDue(ctx, d.opts.Now()); err == nil && ok {
 				if until := next.Sub(d.opts.Now()); until < wait {
 					wait = max(until, time.Millisecond)
@@ -230,30 +235,32 @@ func resetTimer(t *time.Timer, d time.Duration) {
 	t.Reset(d)
 }
 
-func (d *Dispatcher) freeSlots() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.opts.MaxSends - d.inFlight
-}
-
 func (d *Dispatcher) idle() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.inFlight == 0
 }
 
-// claimRound claims up to the free slots and starts their attempts.
+// claimRound claims due messages into the lanes and starts what fits.
+//
+// Lanes keep a claimed backlog of up to BatchSizePerAccount messages (the
+// spec's claim round per account), so a busy account costs one claim
+// transaction per batch rather than one per send. While a backlog exists a
+// round only claims once half a batch (and at least MaxSends rows) fits, so
+// claims stay large and a busy account is not rescanned after every send.
 func (d *Dispatcher) claimRound(ctx, sendCtx context.Context, workers *sync.WaitGroup) (int, error) {
 	d.mu.Lock()
-	free := d.opts.MaxSends - d.inFlight
+	free := d.opts.MaxSends + d.opts.BatchSizePerAccount - d.inFlight
+	queued := 0
 	skip := map[string]bool{}
 	for key, l := range d.lanes {
-		if l.running+len(l.queue) >= d.opts.MaxSendsPerAccount {
+		queued += len(l.queue)
+		if l.running+len(l.queue) >= d.opts.BatchSizePerAccount {
 			skip[key] = true
 		}
 	}
 	d.mu.Unlock()
-	if free <= 0 {
+	if free <= 0 || (queued > 0 && free < max(d.opts.MaxSends, d.opts.BatchSizePerAccount/2)) {
 		return 0, nil
 	}
 	claims, err := d.st.Claim(ctx, store.ClaimRequest{
@@ -261,13 +268,14 @@ func (d *Dispatcher) claimRound(ctx, sendCtx context.Context, workers *sync.Wait
 		Now:          d.opts.Now(),
 		Lease:        d.opts.Lease,
 		Limit:        free,
-		PerAccount:   min(d.opts.BatchSizePerAccount, d.opts.MaxSendsPerAccount),
+		PerAccount:   d.opts.BatchSizePerAccount,
 		SkipAccounts: skip,
 	})
 	if err != nil {
 		return 0, fmt.Errorf("claim: %w", err)
 	}
 	d.mu.Lock()
+	touched := map[*lane]bool{}
 	for _, c := range claims {
 		key := store.AccountKey(c.Message.TenantID, c.Message.AccountID)
 		l := d.lanes[key]
@@ -276,21 +284,34 @@ func (d *Dispatcher) claimRound(ctx, sendCtx context.Context, workers *sync.Wait
 			d.lanes[key] = l
 		}
 		l.queue = append(l.queue, c)
+		touched[l] = true
 		d.inFlight++
 		d.held[c.Message.PK] = heldClaim{attempt: c.Message.Attempt}
+	}
+	// A message claimed now may outrank a lane's backlog: keep lanes in the
+	// claim order (priority, then arrival).
+	for l := range touched {
+		slices.SortStableFunc(l.queue, func(a, b store.Claim) int {
+			if c := cmp.Compare(a.Message.Priority, b.Message.Priority); c != 0 {
+				return c
+			}
+			return a.Message.CreatedAt.Compare(b.Message.CreatedAt)
+		})
 	}
 	d.startLanesLocked(sendCtx, workers)
 	d.mu.Unlock()
 	return len(claims), nil
 }
 
-// startLanesLocked starts queued attempts while their lanes have room.
+// startLanesLocked starts queued attempts while the instance (MaxSends) and
+// their lanes (MaxSendsPerAccount) have room.
 func (d *Dispatcher) startLanesLocked(sendCtx context.Context, workers *sync.WaitGroup) {
 	for key, l := range d.lanes {
-		for l.running < d.opts.MaxSendsPerAccount && len(l.queue) > 0 {
+		for d.running < d.opts.MaxSends && l.running < d.opts.MaxSendsPerAccount && len(l.queue) > 0 {
 			c := l.queue[0]
 			l.queue = l.queue[1:]
 			l.running++
+			d.running++
 			h := d.held[c.Message.PK]
 			h.started = true
 			d.held[c.Message.PK] = h
@@ -303,8 +324,42 @@ func (d *Dispatcher) startLanesLocked(sendCtx context.Context, workers *sync.Wai
 	}
 }
 
+// runAttempt runs one attempt, frees its lane slot as soon as SMTP is done
+// (the pooled connection can carry the next message at once), then records
+// the outcome. Concurrent outcomes share group commits; the claim stays held,
+// and its lease renewed, until its outcome is written.
 func (d *Dispatcher) runAttempt(sendCtx context.Context, workers *sync.WaitGroup, key string, c store.Claim) {
 	defer workers.Done()
+	res, ok := d.safeAttempt(sendCtx, c)
+
+	d.mu.Lock()
+	d.running--
+	if l := d.lanes[key]; l != nil {
+		l.running--
+	}
+	d.startLanesLocked(sendCtx, workers)
+	d.mu.Unlock()
+
+	if ok && d.record(sendCtx, c.Message, res.outcome) && res.count != nil {
+		res.count()
+	}
+
+	d.mu.Lock()
+	delete(d.held, c.Message.PK)
+	d.inFlight--
+	if l := d.lanes[key]; l != nil && l.running == 0 && len(l.queue) == 0 {
+		delete(d.lanes, key)
+	}
+	d.mu.Unlock()
+	select {
+	case d.done <- struct{}{}:
+	default:
+	}
+}
+
+// safeAttempt runs attempt, turning a panic into a logged, counted failure
+// whose claim is left to expire (ok=false: nothing to record).
+func (d *Dispatcher) safeAttempt(ctx context.Context, c store.Claim) (res result, ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			d.log.Error("panic in delivery attempt", "msg_id", c.Message.ID, "tenant_id", c.Message.TenantID,
@@ -312,21 +367,10 @@ func (d *Dispatcher) runAttempt(sendCtx context.Context, workers *sync.WaitGroup
 			if d.opts.Metrics != nil {
 				d.opts.Metrics.Panics.Inc()
 			}
-		}
-		d.mu.Lock()
-		delete(d.held, c.Message.PK)
-		d.inFlight--
-		if l := d.lanes[key]; l != nil {
-			l.running--
-		}
-		d.startLanesLocked(sendCtx, workers)
-		d.mu.Unlock()
-		select {
-		case d.done <- struct{}{}:
-		default:
+			ok = false
 		}
 	}()
-	d.attempt(sendCtx, c)
+	return d.attempt(ctx, c), true
 }
 
 // drain stops the instance's sending: unstarted claims are released, running
