@@ -400,3 +400,34 @@ func TestConcurrencyStaysWithinPerAccountLimit(t *testing.T) {
 		t.Fatalf("%d SMTP connections open at once for one account, limit 2", maxOpen)
 	}
 }
+
+// A message deleted while its SMTP transaction runs stays deleted: the late
+// outcome is dropped, no row or event comes back, and other sends go on.
+func TestDeleteWhileSendingDropsTheOutcome(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{MaxSends: 1, MaxSendsPerAccount: 1}, nil,
+		testsmtp.Delay(testsmtp.StageData, 300*time.Millisecond).Next(1))
+	b.enqueue(t, store.NewMessage{ID: "doomed"})
+	b.run()
+	waitFor(t, "the claim", func() bool { return b.record(t, "doomed").LeaseOwner != "" })
+	res, err := b.st.DeleteMessages(context.Background(), "t1", []string{"doomed"})
+	if err != nil || res.Removed != 1 {
+		t.Fatalf("delete during send: %+v, %v", res, err)
+	}
+	waitFor(t, "the in-flight send to finish", func() bool { return b.srv.Count() == 1 })
+	// A second message proves the dispatcher went on after the dropped outcome.
+	b.enqueue(t, store.NewMessage{ID: "next"})
+	waitFor(t, "the next message", func() bool { return b.srv.Count() == 2 && len(b.events(t, "next")) == 1 })
+	recs, err := b.st.ListMessages(context.Background(), store.MessageFilter{TenantID: "t1", IncludeHistory: true}, b.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.ID == "doomed" {
+			t.Fatalf("deleted message came back after its send finished: %+v", r.Message)
+		}
+	}
+	if n, err := b.st.CountUnreported(context.Background(), "t1"); err != nil || n != 1 {
+		t.Fatalf("unreported events = %d (%v), want only the next message's", n, err)
+	}
+}
