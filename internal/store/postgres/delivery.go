@@ -76,6 +76,7 @@ func claim(ctx context.Context, tx pgx.Tx, req store.ClaimRequest) ([]store.Clai
 		}
 		b := &pgx.Batch{}
 		if page == 0 {
+			b.Queue(qClaimPlan)
 			b.Queue(qRescueExpired, now)
 		}
 		var got claimPage

@@ -72,8 +72,8 @@ type msgKey struct{ tenantID, id string }
 // order. Items go to the database in rounds of distinct (tenant, id) keys
 // (an id repeated in the batch lands in a later round), each round as two
 // multi-row statements: one for queued items, one for rejected ones with
-// their error events. When anything was queued the transaction also sends
-// NOTIFY, delivered to other instances at commit.
+// their error events. When anything was queued, NOTIFY follows the commit
+// (notifyCommitted says why not inside the transaction).
 func (s *Store) EnqueueBatch(ctx context.Context, items []store.NewMessage, now time.Time) ([]store.EnqueueResult, error) {
 	if len(items) == 0 {
 		return []store.EnqueueResult{}, nil
@@ -87,14 +87,17 @@ func (s *Store) EnqueueBatch(ctx context.Context, items []store.NewMessage, now 
 		}
 	}
 	rounds := enqueueRounds(items)
-	var results []store.EnqueueResult
+	var (
+		results []store.EnqueueResult
+		queued  bool
+	)
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		results = make([]store.EnqueueResult, len(items))
 		tenants, accounts, err := existing(ctx, tx, items)
 		if err != nil {
 			return err
 		}
-		queued := false
+		queued = false
 		for _, round := range rounds {
 			q, err := enqueueRound(ctx, tx, items, pks, round, tenants, accounts, now, results)
 			if err != nil {
@@ -102,15 +105,13 @@ func (s *Store) EnqueueBatch(ctx context.Context, items []store.NewMessage, now 
 			}
 			queued = queued || q
 		}
-		if queued {
-			if _, err := tx.Exec(ctx, qNotifyWork); err != nil {
-				return fmt.Errorf("notify: %w", err)
-			}
-		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: enqueue: %w", duplicate(err))
+	}
+	if queued {
+		s.notifyCommitted(ctx)
 	}
 	return results, nil
 }

@@ -21,9 +21,9 @@
 //     minute, hour, day order; the first window that is full rolls the whole
 //     reservation back. Row locks make the count exact across instances.
 //  5. EnqueueBatch writes each batch with multi-row statements over unnest'ed
-//     arrays, and, like Activate, runs NOTIFY mailproxy_work inside its
-//     transaction; Listen holds a dedicated connection with LISTEN so every
-//     instance wakes on another's enqueue.
+//     arrays in one transaction and sends NOTIFY mailproxy_work right after
+//     its commit (Activate inside its transaction); Listen holds a dedicated
+//     connection with LISTEN so every instance wakes on another's enqueue.
 package postgres
 
 import (
@@ -95,6 +95,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		// pgx's parse errors can quote the DSN, password included.
 		return nil, errors.New("postgres: invalid DSN: cannot parse it as a PostgreSQL URL or key=value string")
+	}
+	// JIT compilation pays off for long analytical queries, never for this
+	// workload's short ones; with it a listing of a large queue spent
+	// seconds compiling. A DSN that sets jit keeps its choice.
+	if _, set := cfg.ConnConfig.RuntimeParams["jit"]; !set {
+		cfg.ConnConfig.RuntimeParams["jit"] = "off"
 	}
 	if !strings.Contains(dsn, "pool_max_conns") {
 		cfg.MaxConns = defaultMaxConns
