@@ -139,21 +139,27 @@ SELECT a.tenant_id, a.id FROM accounts a
 JOIN unnest($1::text[], $2::text[]) AS u(tenant_id, id) ON a.tenant_id = u.tenant_id AND a.id = u.id`
 
 	// enqueueInput is one round of a batch (distinct (tenant, id) keys) as
-	// parallel arrays, in request order.
+	// parallel arrays, numbered from messages_seq in request order (ord).
 	enqueueInput = `
-unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::bigint[], $9::text[])
-    WITH ORDINALITY AS u(pk, tenant_id, id, account_id, priority, payload, batch_code, deferred_until, reason, ord)`
+SELECT x.*, nextval('messages_seq') AS seq
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::bigint[],
+            $9::text[])
+    WITH ORDINALITY AS x(pk, tenant_id, id, account_id, priority, payload, batch_code, deferred_until, reason, ord)
+ORDER BY x.ord`
 
 	// qEnqueue inserts queued messages or replaces unprocessed (or
 	// rejected-at-enqueue) ones without a live lease, keeping pk,
 	// created_at and seq. Rows that must stay unchanged come back absent.
-	// Rows are inserted in request order so seq keeps FIFO order.
+	// Rows are written in key order (one lock order for every batch); a new
+	// row's seq keeps its request order.
 	qEnqueue = `
-INSERT INTO messages AS m (pk, tenant_id, id, account_id, priority, payload, batch_code, state, deferred_until,
-                           created_at, updated_at)
-SELECT u.pk, u.tenant_id, u.id, u.account_id, u.priority, u.payload, u.batch_code, 0, u.deferred_until, $10, $10
-FROM ` + enqueueInput + `
-ORDER BY u.ord
+WITH u AS MATERIALIZED (` + enqueueInput + `)
+INSERT INTO messages AS m (seq, pk, tenant_id, id, account_id, priority, payload, batch_code, state,
+                           deferred_until, created_at, updated_at)
+SELECT u.seq, u.pk, u.tenant_id, u.id, u.account_id, u.priority, u.payload, u.batch_code, 0, u.deferred_until,
+       $10, $10
+FROM u
+ORDER BY u.tenant_id, u.id
 ON CONFLICT (tenant_id, id) DO UPDATE SET
     account_id = excluded.account_id, priority = excluded.priority, payload = excluded.payload,
     batch_code = excluded.batch_code, deferred_until = excluded.deferred_until, state = 0,
@@ -166,13 +172,13 @@ RETURNING m.tenant_id, m.id, m.pk`
 	// qEnqueueRejected stores rejected items as errors (unless processed by
 	// delivery) and adds one error event each, in request order.
 	qEnqueueRejected = `
-WITH u AS (SELECT * FROM ` + enqueueInput + `),
+WITH u AS MATERIALIZED (` + enqueueInput + `),
 ins AS (
-    INSERT INTO messages AS m (pk, tenant_id, id, account_id, priority, payload, batch_code, state,
+    INSERT INTO messages AS m (seq, pk, tenant_id, id, account_id, priority, payload, batch_code, state,
                                deferred_until, final_at, final_type, rejected_at_enqueue, created_at, updated_at)
-    SELECT u.pk, u.tenant_id, u.id, u.account_id, u.priority, u.payload, u.batch_code, 2, u.deferred_until,
-           $10, 'error', true, $10, $10
-    FROM u ORDER BY u.ord
+    SELECT u.seq, u.pk, u.tenant_id, u.id, u.account_id, u.priority, u.payload, u.batch_code, 2,
+           u.deferred_until, $10, 'error', true, $10, $10
+    FROM u ORDER BY u.tenant_id, u.id
     ON CONFLICT (tenant_id, id) DO UPDATE SET
         account_id = excluded.account_id, priority = excluded.priority, payload = excluded.payload,
         batch_code = excluded.batch_code, deferred_until = excluded.deferred_until, state = 2,
