@@ -309,7 +309,7 @@ func (s *server) deleteAccount(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.afterWrite(func() { s.refreshPending(c.ctx()) })
+	s.refreshPending()
 	return okResponse, nil
 }
 

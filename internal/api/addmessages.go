@@ -722,7 +722,7 @@ func (s *server) enqueue(c *call, items []item, defaultPrio *int) (any, error) {
 				}
 			}
 		}
-		c.afterWrite(func() { s.refreshPending(c.ctx()) })
+		s.refreshPending()
 	}
 	ok := queued > 0
 	onlyDuplicates := true

@@ -100,6 +100,11 @@ func New(d Deps) (http.Handler, error) {
 	}
 	s.pending.count = d.Store.CountUnprocessed
 	s.pending.gauge = d.Metrics.Pending
+	s.pending.log = d.Logger
+	s.pending.onPanic = func(v any) {
+		d.Metrics.Panics.Inc()
+		d.Logger.Error("panic refreshing gmp_pending_messages", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	}
 	routes := s.routes()
 	for _, rt := range routes {
 		rt.observeOK = d.Metrics.HTTPDuration.WithLabelValues(rt.path, rt.method, "200")
@@ -183,50 +188,60 @@ func (s *server) wake() {
 
 // refreshPending updates gmp_pending_messages from the store after a
 // mutation (config-metrics-cli.md §3).
-func (s *server) refreshPending(ctx context.Context) {
-	s.pending.refresh(ctx, s.log)
-}
+func (s *server) refreshPending() { s.pending.refresh() }
 
-// pendingRefresher coalesces gauge refreshes: while one request counts,
-// others only mark the count stale, and the counting request counts again
-// (a bounded number of times) so the gauge ends on a count taken after the
-// last mutation it saw.
+// pendingRefresher keeps gmp_pending_messages close to the store without a
+// COUNT per request: a mutation schedules one count (unless one is already
+// scheduled) at least pendingInterval after the previous one, so a burst of
+// requests costs one count per interval and the last count always starts
+// after the last mutation.
 type pendingRefresher struct {
-	count func(ctx context.Context) (int, error)
-	gauge interface{ Set(float64) }
+	count   func(ctx context.Context) (int, error)
+	gauge   interface{ Set(float64) }
+	log     *slog.Logger
+	onPanic func(v any)
 
-	mu      sync.Mutex
-	running bool
-	stale   bool
+	mu        sync.Mutex
+	scheduled bool
+	last      time.Time
+	countMu   sync.Mutex // one count at a time, so gauge updates stay in order
 }
 
-// maxPendingRounds bounds how many counts one request makes in a row; the
-// dispatcher refreshes the gauge periodically anyway.
-const maxPendingRounds = 3
+const (
+	// pendingInterval bounds how often the API counts unprocessed messages.
+	pendingInterval = 250 * time.Millisecond
+	// pendingTimeout bounds one count.
+	pendingTimeout = 5 * time.Second
+)
 
-func (p *pendingRefresher) refresh(ctx context.Context, log *slog.Logger) {
+func (p *pendingRefresher) refresh() {
 	p.mu.Lock()
-	if p.running {
-		p.stale = true
-		p.mu.Unlock()
+	defer p.mu.Unlock()
+	if p.scheduled {
 		return
 	}
-	p.running = true
+	p.scheduled = true
+	time.AfterFunc(max(0, pendingInterval-time.Since(p.last)), p.run)
+}
+
+func (p *pendingRefresher) run() {
+	defer func() {
+		if v := recover(); v != nil {
+			p.onPanic(v)
+		}
+	}()
+	p.countMu.Lock()
+	defer p.countMu.Unlock()
+	p.mu.Lock()
+	p.scheduled = false
+	p.last = time.Now()
 	p.mu.Unlock()
-	for round := 1; ; round++ {
-		n, err := p.count(ctx)
-		if err != nil {
-			log.Warn("count unprocessed messages", "error", err)
-		} else {
-			p.gauge.Set(float64(n))
-		}
-		p.mu.Lock()
-		if !p.stale || round >= maxPendingRounds || err != nil {
-			p.running, p.stale = false, false
-			p.mu.Unlock()
-			return
-		}
-		p.stale = false
-		p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), pendingTimeout)
+	defer cancel()
+	n, err := p.count(ctx)
+	if err != nil {
+		p.log.Warn("count unprocessed messages", "error", err)
+		return
 	}
+	p.gauge.Set(float64(n))
 }

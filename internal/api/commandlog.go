@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"strings"
 	"time"
@@ -62,7 +63,8 @@ func (s *server) record(c *call, status int, body []byte) {
 	case c.tenantID != "":
 		e.TenantID = &c.tenantID
 	}
-	if err := s.st.AppendCommand(c.ctx(), e); err != nil {
+	// The command ran: record it even if the client has gone.
+	if err := s.st.AppendCommand(context.WithoutCancel(c.ctx()), e); err != nil {
 		s.log.Warn("append command log", "command", c.rt.command, "error", err)
 	}
 }

@@ -33,6 +33,7 @@ type env struct {
 	srv     *httptest.Server
 	metrics *metrics.Metrics
 	client  *http.Client
+	dbPath  string
 
 	mu     sync.Mutex
 	wakes  int
@@ -53,21 +54,24 @@ func setup(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	ctx := context.Background()
 	sopts := sqlite.Options{}
-	logOut := io.Discard
+	var logOut io.Writer = io.Discard
 	if tt, ok := t.(*testing.T); ok {
-		logOut = tt.Output()
+		lw := &testLogWriter{w: tt.Output()}
+		t.Cleanup(lw.close)
+		logOut = lw
 	}
 	deps := api.Deps{Config: testConfig(), AdminToken: adminToken, Version: "test",
 		Logger: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	for _, o := range opts {
 		o(&deps, &sopts)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "t.db"), sopts)
+	dbPath := filepath.Join(t.TempDir(), "t.db")
+	st, err := sqlite.Open(ctx, dbPath, sopts)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	e := &env{st: st, metrics: metrics.New()}
+	e := &env{st: st, metrics: metrics.New(), dbPath: dbPath}
 	if tt, ok := t.(*testing.T); ok {
 		e.t = tt
 	}
@@ -292,3 +296,26 @@ func mustJSON(t *testing.T, v any) []byte {
 func sortStrings(s []string) { sort.Strings(s) }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// testLogWriter forwards to the test's output until the test ends (a
+// background count may log after that).
+type testLogWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	closed bool
+}
+
+func (l *testLogWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return len(p), nil
+	}
+	return l.w.Write(p)
+}
+
+func (l *testLogWriter) close() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+}

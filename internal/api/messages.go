@@ -163,7 +163,7 @@ func (s *server) deleteMessages(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.afterWrite(func() { s.refreshPending(c.ctx()) })
+	s.refreshPending()
 	out.Removed = r.Removed
 	if r.NotFound != nil {
 		out.NotFound = r.NotFound
@@ -192,7 +192,7 @@ func (s *server) cleanupMessages(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.afterWrite(func() { s.refreshPending(c.ctx()) })
+	s.refreshPending()
 	return CleanupResponse{OK: true, Removed: n}, nil
 }
 

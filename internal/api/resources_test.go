@@ -51,7 +51,7 @@ func TestServiceEndpoints(t *testing.T) {
 	}
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
 		t.Errorf("metrics Content-Type %q", ct)
 	}
 	if !strings.Contains(string(body), `gmp_sent_total{account_id="smtp",account_name="smtp",tenant_id="acme",tenant_name="Tenant acme"} 0`) {

@@ -94,17 +94,6 @@ type call struct {
 	logTenant *string
 	// noLog suppresses the command log (answers that must not be recorded).
 	noLog bool
-	// after runs once the answer is written (work the client need not wait for).
-	after []func()
-}
-
-// afterWrite schedules fn to run once the answer has been written.
-func (c *call) afterWrite(fn func()) { c.after = append(c.after, fn) }
-
-func (c *call) runAfter() {
-	for _, fn := range c.after {
-		fn()
-	}
 }
 
 // queryValue is a parsed query parameter.
@@ -170,21 +159,23 @@ func (s *server) serve(c *call) (status int) {
 	}
 	s.record(c, status, body)
 	writeJSON(c.w, status, hdr, body)
-	c.runAfter()
 	return status
 }
 
 // fail writes the error answer (logging unexpected errors) and returns its status.
 func (s *server) fail(c *call, err error) int {
 	ae := toAPIError(err, c.rt.class)
-	if ae.status >= 500 {
+	switch {
+	case ae.status < 500:
+	case c.r.Context().Err() != nil: // the client went away; nobody reads this answer
+		s.log.Info("request cancelled", "method", c.r.Method, "route", c.rt.path, "error", err)
+	default:
 		s.log.Error("request failed", "method", c.r.Method, "route", c.rt.path,
 			"status", ae.status, "error", err)
 	}
 	body := ae.body()
 	s.record(c, ae.status, body)
 	writeJSON(c.w, ae.status, ae.header, body)
-	c.runAfter()
 	return ae.status
 }
 
