@@ -127,6 +127,10 @@ type Account struct {
 	IMAPSSL        *bool
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+
+	// CredentialsError is set (never stored) when a stored password could not
+	// be decrypted: Password/IMAPPassword are then empty and must not be used.
+	CredentialsError string
 }
 
 // Message is one stored message (lifecycle.md §2). Payload is the normalised
