@@ -19,31 +19,33 @@ const (
 // account, omitting host or port turns the request into a merge of the
 // named fields.
 type AccountPayload struct {
-	ID       string  `json:"id" minLength:"1"`
-	TenantID *string `json:"tenant_id,omitempty" doc:"omitted: the key's tenant, or default with the admin token"`
-	Host     string  `json:"host" minLength:"1" doc:"required unless the account exists (merge)"`
-	Port     int     `json:"port" minimum:"1" maximum:"65535" doc:"required unless the account exists (merge)"`
+	_        struct{} `additionalProperties:"true"`
+	ID       string   `json:"id" minLength:"1"`
+	TenantID *string  `json:"tenant_id,omitempty" doc:"omitted: the key's tenant, or default with the admin token"`
+	Host     string   `json:"host" minLength:"1" doc:"required unless the account exists (merge)"`
+	Port     int      `json:"port" minimum:"1" maximum:"65535" doc:"required unless the account exists (merge)"`
 	AccountUpdatePayload
 }
 
 // AccountUpdatePayload holds the fields PUT /account/{account_id} may change.
 type AccountUpdatePayload struct {
-	User           *string `json:"user,omitempty"`
-	Password       *string `json:"password,omitempty" doc:"stored encrypted, never returned"`
-	TTL            *int    `json:"ttl,omitempty" minimum:"1" default:"300" doc:"max connection age, seconds"`
-	LimitPerMinute *int    `json:"limit_per_minute,omitempty" nullable:"true" doc:"null or <= 0: none"`
-	LimitPerHour   *int    `json:"limit_per_hour,omitempty" nullable:"true"`
-	LimitPerDay    *int    `json:"limit_per_day,omitempty" nullable:"true"`
-	LimitBehavior  *string `json:"limit_behavior,omitempty" enum:"defer,reject,error" default:"defer" doc:"error = reject"`
-	UseTLS         *bool   `json:"use_tls,omitempty" nullable:"true" doc:"null = STARTTLS when offered"`
-	TLSVerify      *bool   `json:"tls_verify,omitempty" default:"true"`
-	BatchSize      *int    `json:"batch_size,omitempty" nullable:"true" minimum:"1"`
-	IsPECAccount   *bool   `json:"is_pec_account,omitempty" default:"false"`
-	IMAPHost       *string `json:"imap_host,omitempty"`
-	IMAPPort       *int    `json:"imap_port,omitempty" default:"993"`
-	IMAPUser       *string `json:"imap_user,omitempty"`
-	IMAPPassword   *string `json:"imap_password,omitempty"`
-	IMAPSSL        *bool   `json:"imap_ssl,omitempty" nullable:"true"`
+	_              struct{} `additionalProperties:"true"`
+	User           *string  `json:"user,omitempty"`
+	Password       *string  `json:"password,omitempty" doc:"stored encrypted, never returned"`
+	TTL            *int     `json:"ttl,omitempty" minimum:"1" default:"300" doc:"max connection age, seconds"`
+	LimitPerMinute *int     `json:"limit_per_minute,omitempty" nullable:"true" doc:"null or <= 0: none"`
+	LimitPerHour   *int     `json:"limit_per_hour,omitempty" nullable:"true"`
+	LimitPerDay    *int     `json:"limit_per_day,omitempty" nullable:"true"`
+	LimitBehavior  *string  `json:"limit_behavior,omitempty" enum:"defer,reject,error" default:"defer" doc:"error = reject"`
+	UseTLS         *bool    `json:"use_tls,omitempty" nullable:"true" doc:"null = STARTTLS when offered"`
+	TLSVerify      *bool    `json:"tls_verify,omitempty" default:"true"`
+	BatchSize      *int     `json:"batch_size,omitempty" nullable:"true" minimum:"1"`
+	IsPECAccount   *bool    `json:"is_pec_account,omitempty" default:"false"`
+	IMAPHost       *string  `json:"imap_host,omitempty"`
+	IMAPPort       *int     `json:"imap_port,omitempty" default:"993"`
+	IMAPUser       *string  `json:"imap_user,omitempty"`
+	IMAPPassword   *string  `json:"imap_password,omitempty"`
+	IMAPSSL        *bool    `json:"imap_ssl,omitempty" nullable:"true"`
 }
 
 // AccountInfo is an account as listed; never a password.

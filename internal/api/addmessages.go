@@ -99,12 +99,12 @@ type MessageItem struct {
 
 // AttachmentItem is one attachment reference; unknown keys are refused.
 type AttachmentItem struct {
-	Filename    string            `json:"filename" minLength:"1" maxLength:"255"`
-	StoragePath string            `json:"storage_path" minLength:"1"`
-	MimeType    *string           `json:"mime_type,omitempty"`
-	FetchMode   *string           `json:"fetch_mode,omitempty" enum:"endpoint,http_url,base64,filesystem"`
-	ContentMD5  *string           `json:"content_md5,omitempty" pattern:"^[a-fA-F0-9]{32}$"`
-	Auth        *store.ClientAuth `json:"auth,omitempty"`
+	Filename    string             `json:"filename" minLength:"1" maxLength:"255"`
+	StoragePath string             `json:"storage_path" minLength:"1"`
+	MimeType    *string            `json:"mime_type,omitempty"`
+	FetchMode   *string            `json:"fetch_mode,omitempty" enum:"endpoint,http_url,base64,filesystem"`
+	ContentMD5  *string            `json:"content_md5,omitempty" pattern:"^[a-fA-F0-9]{32}$"`
+	Auth        *ClientAuthPayload `json:"auth,omitempty"`
 }
 
 // Recipients is a string (comma-separated addresses) or a list of addresses.

@@ -34,17 +34,18 @@ type InstanceInfo struct {
 
 // InstanceUpdate is PUT /instance's body: present fields change.
 type InstanceUpdate struct {
-	Name               *string `json:"name,omitempty"`
-	BounceEnabled      *bool   `json:"bounce_enabled,omitempty"`
-	BounceIMAPHost     *string `json:"bounce_imap_host,omitempty" nullable:"true"`
-	BounceIMAPPort     *int    `json:"bounce_imap_port,omitempty" minimum:"1" maximum:"65535"`
-	BounceIMAPUser     *string `json:"bounce_imap_user,omitempty" nullable:"true"`
-	BounceIMAPPassword *string `json:"bounce_imap_password,omitempty" nullable:"true" doc:"stored encrypted, never returned"`
-	BounceIMAPFolder   *string `json:"bounce_imap_folder,omitempty"`
-	BounceIMAPSSL      *bool   `json:"bounce_imap_ssl,omitempty"`
-	BouncePollInterval *int    `json:"bounce_poll_interval,omitempty" minimum:"1"`
-	BounceReturnPath   *string `json:"bounce_return_path,omitempty" nullable:"true"`
-	APIToken           *string `json:"api_token,omitempty" minLength:"1" doc:"new admin token; ignored while GMP_API_TOKEN is set"`
+	_                  struct{} `additionalProperties:"true"`
+	Name               *string  `json:"name,omitempty"`
+	BounceEnabled      *bool    `json:"bounce_enabled,omitempty"`
+	BounceIMAPHost     *string  `json:"bounce_imap_host,omitempty" nullable:"true"`
+	BounceIMAPPort     *int     `json:"bounce_imap_port,omitempty" minimum:"1" maximum:"65535"`
+	BounceIMAPUser     *string  `json:"bounce_imap_user,omitempty" nullable:"true"`
+	BounceIMAPPassword *string  `json:"bounce_imap_password,omitempty" nullable:"true" doc:"stored encrypted, never returned"`
+	BounceIMAPFolder   *string  `json:"bounce_imap_folder,omitempty"`
+	BounceIMAPSSL      *bool    `json:"bounce_imap_ssl,omitempty"`
+	BouncePollInterval *int     `json:"bounce_poll_interval,omitempty" minimum:"1"`
+	BounceReturnPath   *string  `json:"bounce_return_path,omitempty" nullable:"true"`
+	APIToken           *string  `json:"api_token,omitempty" minLength:"1" doc:"new admin token; ignored while GMP_API_TOKEN is set"`
 }
 
 // UpgradeResponse is POST /instance/upgrade-to-ee's answer.

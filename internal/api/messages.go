@@ -21,6 +21,7 @@ type SuspendResponse struct {
 
 // DeleteMessagesRequest is delete-messages' body.
 type DeleteMessagesRequest struct {
+	_   struct{} `additionalProperties:"true"`
 	IDs []string `json:"ids,omitempty" nullable:"false" doc:"client ids (default [])"`
 }
 
@@ -34,7 +35,8 @@ type DeleteMessagesResponse struct {
 
 // CleanupRequest is cleanup-messages' body; an empty body is {}.
 type CleanupRequest struct {
-	OlderThanSeconds *int64 `json:"older_than_seconds,omitempty" nullable:"true" minimum:"0" doc:"default GMP_DELIVERY_REPORT_RETENTION_SECONDS"`
+	_                struct{} `additionalProperties:"true"`
+	OlderThanSeconds *int64   `json:"older_than_seconds,omitempty" nullable:"true" minimum:"0" doc:"default GMP_DELIVERY_REPORT_RETENTION_SECONDS"`
 }
 
 // CleanupResponse is cleanup-messages' answer.

@@ -29,6 +29,7 @@ type ClientAuthPayload struct {
 
 // TenantUpdatePayload is PUT /tenant/{tenant_id}'s body: present non-null fields change.
 type TenantUpdatePayload struct {
+	_                    struct{}           `additionalProperties:"true"`
 	Name                 *string            `json:"name,omitempty" nullable:"true"`
 	ClientAuth           *ClientAuthPayload `json:"client_auth,omitempty"`
 	ClientBaseURL        *string            `json:"client_base_url,omitempty" nullable:"true" format:"uri"`
@@ -41,7 +42,8 @@ type TenantUpdatePayload struct {
 
 // TenantPayload is POST /tenant's body; on an existing id every field is replaced.
 type TenantPayload struct {
-	ID string `json:"id" minLength:"1"`
+	_  struct{} `additionalProperties:"true"`
+	ID string   `json:"id" minLength:"1"`
 	TenantUpdatePayload
 }
 
@@ -84,7 +86,8 @@ type TenantCreatedResponse struct {
 
 // APIKeyRequest is POST /tenant/{tenant_id}/api-key's optional body.
 type APIKeyRequest struct {
-	ExpiresAt *int64 `json:"expires_at,omitempty" nullable:"true" doc:"Unix seconds; the key is dead from then on"`
+	_         struct{} `additionalProperties:"true"`
+	ExpiresAt *int64   `json:"expires_at,omitempty" nullable:"true" doc:"Unix seconds; the key is dead from then on"`
 }
 
 // APIKeyResponse carries a new key, shown once.
