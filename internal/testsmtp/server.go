@@ -62,6 +62,10 @@ type Options struct {
 	MaxMessageBytes int64
 	// Discard counts messages without keeping them (for benchmarks).
 	Discard bool
+	// PassData, with Discard, still reads each body and hands it to
+	// OnMessage in Received.Data; the server keeps nothing, so memory stays
+	// flat however many messages arrive (the sink command uses it).
+	PassData bool
 	// OnMessage, if set, sees each accepted message (Data is nil in Discard
 	// mode) on the connection's goroutine, after it was counted; the sink
 	// command prints from here.

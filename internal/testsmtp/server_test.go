@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -336,5 +338,38 @@ func TestCountsCommandsAndDiscards(t *testing.T) {
 	defer cancel2()
 	if err := srv.WaitForCount(short, 4); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("WaitForCount beyond count: %v", err)
+	}
+}
+
+// PassData hands every body to OnMessage while the server keeps none.
+func TestPassDataHandsBodiesOnWithoutKeepingThem(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var seen [][]byte
+	srv := testsmtp.Start(t, testsmtp.Options{Discard: true, PassData: true, OnMessage: func(r testsmtp.Received) {
+		mu.Lock()
+		seen = append(seen, r.Data)
+		mu.Unlock()
+	}})
+	c, err := smtp.Dial(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range 3 {
+		body := fmt.Sprintf("Subject: n%d\r\n\r\nbody %d\r\n", i, i)
+		if err := c.SendMail("a@example.com", []string{"b@example.com"}, strings.NewReader(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if srv.Count() != 3 || len(srv.Messages()) != 0 {
+		t.Fatalf("count %d, kept %d; want 3 counted, none kept", srv.Count(), len(srv.Messages()))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, d := range seen {
+		if !strings.Contains(string(d), fmt.Sprintf("body %d", i)) {
+			t.Fatalf("OnMessage got %q for message %d", d, i)
+		}
 	}
 }

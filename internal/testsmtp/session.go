@@ -156,7 +156,7 @@ func (ss *session) Data(r io.Reader) error {
 		n    int64
 		err  error
 	)
-	if ss.srv.opts.Discard {
+	if ss.srv.opts.Discard && !ss.srv.opts.PassData {
 		n, err = io.Copy(io.Discard, r)
 	} else {
 		var buf bytes.Buffer
