@@ -43,6 +43,15 @@ func (d *Dispatcher) attempt(ctx context.Context, c store.Claim) result {
 		return result{outcome: o}
 	}
 	acct := *c.Account
+	if acct.CredentialsError != "" {
+		// A password that does not decrypt is never sent (tenancy-security.md §4).
+		d.log.Error("account credentials do not decrypt", "msg_id", m.ID, "tenant_id", m.TenantID,
+			"account_id", m.AccountID, "err", acct.CredentialsError)
+		o := base
+		o.Kind = store.OutcomeError
+		o.Description = "Cannot decrypt account credentials"
+		return result{outcome: o}
+	}
 	p, err := store.DecodePayload(m.Payload)
 	if err != nil {
 		o := base

@@ -431,3 +431,24 @@ func TestDeleteWhileSendingDropsTheOutcome(t *testing.T) {
 		t.Fatalf("unreported events = %d (%v), want only the next message's", n, err)
 	}
 }
+
+// An account whose stored password does not decrypt never sends: the message
+// fails with the contract's reason instead of trying a garbage password.
+func TestUndecryptableCredentialsAreAnError(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{}, nil)
+	b.enqueue(t, store.NewMessage{ID: "m1"})
+	claims, err := b.st.Claim(context.Background(), store.ClaimRequest{Owner: "test-instance", Now: b.clock.Now(), Lease: time.Minute, Limit: 1})
+	if err != nil || len(claims) != 1 {
+		t.Fatalf("claim: %v, %d", err, len(claims))
+	}
+	c := claims[0]
+	c.Account.CredentialsError = "cipher: message authentication failed"
+	res := b.d.attempt(context.Background(), c)
+	if res.outcome.Kind != store.OutcomeError || res.outcome.Description != "Cannot decrypt account credentials" {
+		t.Fatalf("outcome %+v, want error 'Cannot decrypt account credentials'", res.outcome)
+	}
+	if n := b.srv.Count(); n != 0 || b.srv.Connections() != 0 {
+		t.Fatalf("the SMTP server was contacted (%d messages, %d connections)", n, b.srv.Connections())
+	}
+}
