@@ -7,7 +7,8 @@
 //  2. The configuration is loaded (config.Load: environment, then the
 //     --config/GMP_CONFIG_FILE file, then defaults); global and command flags
 //     go on top.
-//  3. Local commands (serve, token, migrate, gen-key, config, version) work on
+//  3. Local commands (serve, token, migrate, gen-key, encrypt-secrets,
+//     rotate-key, config, version) work on
 //     this process and the store; admin commands call a running instance
 //     through pkg/client at --url with --token.
 //  4. The error, if any, becomes one line on stderr and an exit code:
@@ -49,6 +50,7 @@ type globals struct {
 
 type root struct {
 	globals
+	secretCmds
 
 	Serve     serveCmd      `cmd:"" help:"Run the mail proxy service."`
 	Version   versionCmd    `cmd:"" help:"Print the version."`

@@ -155,9 +155,14 @@ func (rw *rewriter) tenants(ctx context.Context, raw store.Store) error {
 	return nil
 }
 
-// signingSecrets re-seals a tenant's current and previous signing secrets.
-// SetSigningSecret(s, until) makes s current and the old current previous,
-// so the previous value goes in first and the current one on top of it.
+// signingSecrets re-seals a tenant's signing secrets. SetSigningSecret(s,
+// until) makes s current and the old current previous, so:
+//   - a live previous secret (its end in the future) goes in first and the
+//     current one on top of it; in between the tenant signs with the previous
+//     secret alone, which its client still accepts;
+//   - otherwise the current secret is written twice, so the old value leaves
+//     the previous slot too (which then holds the current secret, unused as
+//     its end is not in the future). The tenant never signs with nothing.
 func (rw *rewriter) signingSecrets(ctx context.Context, raw store.Store, t store.Tenant) (bool, error) {
 	cur, prev := t.SigningSecret, t.PrevSigningSecret
 	if cur == "" {
@@ -165,9 +170,27 @@ func (rw *rewriter) signingSecrets(ctx context.Context, raw store.Store, t store
 		// leaves, cannot be written back through the interface.)
 		return false, nil
 	}
+	set := func(v string, until *time.Time) error {
+		if err := raw.SetSigningSecret(ctx, t.ID, v, until); err != nil {
+			return fmt.Errorf("write signing secret of tenant %q: %w", t.ID, err)
+		}
+		return nil
+	}
 	curChanged, err := rw.seal(&cur)
 	if err != nil {
 		return false, err
+	}
+	live := prev != "" && t.PrevSigningSecretUntil != nil && t.PrevSigningSecretUntil.After(time.Now())
+	if !live {
+		// A dead previous value is not counted; it is replaced if not yet
+		// sealed with the target key.
+		if !curChanged && !rw.needsSealing(prev) {
+			return false, nil
+		}
+		if err := set(cur, nil); err != nil {
+			return false, err
+		}
+		return true, set(cur, nil)
 	}
 	prevChanged, err := rw.seal(&prev)
 	if err != nil {
@@ -176,27 +199,20 @@ func (rw *rewriter) signingSecrets(ctx context.Context, raw store.Store, t store
 	if !curChanged && !prevChanged {
 		return false, nil
 	}
-	set := func(v string, keepUntil bool) error {
-		var until *time.Time
-		if keepUntil {
-			until = t.PrevSigningSecretUntil
-		}
-		if err := raw.SetSigningSecret(ctx, t.ID, v, until); err != nil {
-			return fmt.Errorf("write signing secret of tenant %q: %w", t.ID, err)
-		}
-		return nil
-	}
-	if prev == "" {
-		// Twice: the first call leaves the old current value in the previous slot.
-		if err := set(cur, false); err != nil {
-			return false, err
-		}
-		return true, set(cur, false)
-	}
-	if err := set(prev, false); err != nil {
+	if err := set(prev, nil); err != nil {
 		return false, err
 	}
-	return true, set(cur, true)
+	return true, set(cur, t.PrevSigningSecretUntil)
+}
+
+// needsSealing reports whether a stored value is neither empty nor sealed
+// with the target key.
+func (rw *rewriter) needsSealing(v string) bool {
+	if v == "" {
+		return false
+	}
+	_, err := rw.to.Decrypt(v)
+	return !IsEncrypted(v) || err != nil
 }
 
 func (rw *rewriter) instance(ctx context.Context, raw store.Store) error {
