@@ -98,9 +98,11 @@ func (s *Store) listenOnce(ctx context.Context, wake func(), reconnected bool) e
 		wake()
 	}
 	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
 			return fmt.Errorf("wait for notification: %w", err)
 		}
+		s.log.Debug("postgres: work notification received", "sender_pid", n.PID)
 		wake()
 	}
 }
