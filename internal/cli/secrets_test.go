@@ -19,6 +19,7 @@ import (
 	"github.com/mailproxy/mailproxy/internal/proxy"
 	"github.com/mailproxy/mailproxy/internal/secret"
 	"github.com/mailproxy/mailproxy/internal/store"
+	"github.com/mailproxy/mailproxy/internal/store/postgres/pgtest"
 	"github.com/mailproxy/mailproxy/internal/store/sqlite"
 	"github.com/mailproxy/mailproxy/internal/testsmtp"
 )
@@ -295,5 +296,41 @@ func TestServeWithEncryptionKey(t *testing.T) {
 	// The local token command, beside the running serve, reads it through the key.
 	if got := strings.TrimSpace(mustRun(t, map[string]string{"GMP_DB_PATH": db, "MAIL_PROXY_ENCRYPTION_KEY": key}, "token")); got != token {
 		t.Errorf("token shows %q, want the generated %q", got, token)
+	}
+}
+
+// TestSecretsOnPostgreSQL: the same commands on a PostgreSQL store, whose
+// wrapped store still wakes other instances (store.Waker).
+func TestSecretsOnPostgreSQL(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Schema(t, pgtest.DSN(t))
+	key1, _, _ := newKey(t)
+	key2, c2, _ := newKey(t)
+	env := func(key string) map[string]string {
+		return map[string]string{"GMP_DATABASE_URL": dsn, "MAIL_PROXY_ENCRYPTION_KEY": key}
+	}
+	tok := strings.TrimSpace(mustRun(t, env(key1), "token", "--regenerate"))
+	out := mustRun(t, env(key1), "rotate-key", "--new-key", key2)
+	if !strings.HasPrefix(out, "re-encrypted 1 secrets with the new key") {
+		t.Errorf("rotate-key printed %q", out)
+	}
+	mustFail(t, env(key1), ExitFailed, "wrong key?", "token")
+	if got := strings.TrimSpace(mustRun(t, env(key2), "token")); got != tok {
+		t.Errorf("token shows %q, want %q", got, tok)
+	}
+
+	ctx := context.Background()
+	cfg, _, err := config.Load(func(k string) string { return env(key2)[k] }, "")
+	mustDo(t, err)
+	st, err := proxy.OpenStore(ctx, cfg, slog.New(slog.DiscardHandler), false)
+	mustDo(t, err)
+	defer closeStore(os.Stderr, st)
+	if _, ok := st.(store.Waker); !ok {
+		t.Error("the encrypted PostgreSQL store is not a store.Waker")
+	}
+	inst, err := secret.Unwrap(st).GetInstance(ctx)
+	mustDo(t, err)
+	if got, err := c2.Decrypt(inst.APIToken); !secret.IsEncrypted(inst.APIToken) || err != nil || got != tok {
+		t.Errorf("stored token %.16q opens to %q, %v", inst.APIToken, got, err)
 	}
 }
