@@ -13,7 +13,7 @@ import (
 // AppendCommand records one mutating call.
 func (s *Store) AppendCommand(ctx context.Context, e store.CommandLogEntry) error {
 	at := s.stamp(e.At)
-	err := s.write(ctx, func(w *wtx) error {
+	err := s.writeRelaxed(ctx, func(w *wtx) error {
 		_, err := w.exec(qAppendCommand, ms(at), e.Endpoint, nullStr(e.TenantID), nullJSON(e.Payload),
 			e.ResponseStatus, nullJSON(e.ResponseBody))
 		return err
@@ -135,7 +135,7 @@ func (s *Store) AbortIdempotent(ctx context.Context, scope, key string) error {
 
 // PurgeExpired drops idempotency records created, and rate windows ended, before cutoff.
 func (s *Store) PurgeExpired(ctx context.Context, cutoff time.Time) error {
-	err := s.write(ctx, func(w *wtx) error {
+	err := s.writeRelaxed(ctx, func(w *wtx) error {
 		if _, err := w.exec(qPurgeIdempotency, ms(cutoff)); err != nil {
 			return err
 		}

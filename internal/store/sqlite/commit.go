@@ -22,10 +22,11 @@ type writeFunc func(w *wtx) error
 
 // writeReq is one queued write.
 type writeReq struct {
-	fn   writeFunc
-	err  error
-	done chan struct{} // closed once err is final (committed or failed)
-	lead chan struct{} // closed when this waiter is made leader
+	fn      writeFunc
+	relaxed bool // may commit with synchronous=NORMAL (see writeRelaxed)
+	err     error
+	done    chan struct{} // closed once err is final (committed or failed)
+	lead    chan struct{} // closed when this waiter is made leader
 
 	// Guarded by committer.mu.
 	taken    bool
@@ -45,13 +46,27 @@ type committer struct {
 }
 
 // write runs fn in the shared write transaction and returns once the
-// transaction holding it has committed (nil) or failed.
+// transaction holding it has committed (nil) or failed. The commit is
+// synchronous=FULL: on stable storage before write returns.
 func (s *Store) write(ctx context.Context, fn writeFunc) error {
+	return s.submit(ctx, fn, false)
+}
+
+// writeRelaxed is write for bookkeeping whose loss on power failure only
+// repeats work that is at-least-once anyway (claims, outcomes, report marks):
+// its group may commit with synchronous=NORMAL, which in WAL mode still
+// survives a process crash (kill -9), and the next FULL commit syncs the log
+// under it. A group with any durable request commits FULL.
+func (s *Store) writeRelaxed(ctx context.Context, fn writeFunc) error {
+	return s.submit(ctx, fn, true)
+}
+
+func (s *Store) submit(ctx context.Context, fn writeFunc, relaxed bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	c := &s.commit
-	r := &writeReq{fn: fn, done: make(chan struct{}), lead: make(chan struct{})}
+	r := &writeReq{fn: fn, relaxed: relaxed, done: make(chan struct{}), lead: make(chan struct{})}
 
 	c.mu.Lock()
 	c.queue = append(c.queue, r)
@@ -156,6 +171,10 @@ func (s *Store) runGroup(group []*writeReq) {
 		}
 	}
 	w := &wtx{s: s, ctx: ctx}
+	if err := s.setSynchronous(ctx, group); err != nil {
+		fail(err)
+		return
+	}
 	if _, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		fail(fmt.Errorf("sqlite: begin: %w", err))
 		return
@@ -202,6 +221,28 @@ func (s *Store) runGroup(group []*writeReq) {
 		rollback()
 		fail(fmt.Errorf("sqlite: commit: %w", err))
 	}
+}
+
+// setSynchronous puts the writer connection in the mode the group needs
+// (FULL if any request is durable), switching only on a change. Only the
+// leader touches the connection, so syncRelaxed needs no lock.
+func (s *Store) setSynchronous(ctx context.Context, group []*writeReq) error {
+	relaxed := true
+	for _, r := range group {
+		relaxed = relaxed && r.relaxed
+	}
+	if relaxed == s.syncRelaxed {
+		return nil
+	}
+	mode := "FULL"
+	if relaxed {
+		mode = "NORMAL"
+	}
+	if _, err := s.wconn.ExecContext(ctx, "PRAGMA synchronous="+mode); err != nil {
+		return fmt.Errorf("sqlite: synchronous=%s: %w", mode, err)
+	}
+	s.syncRelaxed = relaxed
+	return nil
 }
 
 // wtx is the shared write transaction as one request sees it.

@@ -260,3 +260,54 @@ func TestGroupCommitConcurrent(t *testing.T) {
 		t.Fatalf("stats = %+v, want %d messages of which %d sent", stats[0], workers*calls*perCall, workers*calls*2)
 	}
 }
+
+// TestSynchronousModeFollowsTheGroup: a group of relaxed writes commits with
+// synchronous=NORMAL; any group carrying a durable write (an enqueue) commits
+// FULL, so relaxed bookkeeping never weakens an acknowledged enqueue.
+func TestSynchronousModeFollowsTheGroup(t *testing.T) {
+	t.Parallel()
+	s, _ := openTest(t, Options{})
+	ctx := context.Background()
+	mode := func(w *wtx) (int, error) {
+		var m int
+		err := w.queryRow("PRAGMA synchronous").Scan(&m)
+		return m, err
+	}
+	const normal, full = 1, 2
+	check := func(name string, relaxed []bool, want int) {
+		t.Helper()
+		release := holdLeader(t, s)
+		got := make([]int, len(relaxed))
+		errs := make(chan error, len(relaxed))
+		for i, r := range relaxed {
+			fn := func(w *wtx) error {
+				var err error
+				got[i], err = mode(w)
+				return err
+			}
+			go func() {
+				if r {
+					errs <- s.writeRelaxed(ctx, fn)
+				} else {
+					errs <- s.write(ctx, fn)
+				}
+			}()
+		}
+		waitQueued(t, s, len(relaxed))
+		release()
+		for range relaxed {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, m := range got {
+			if m != want {
+				t.Errorf("%s: request %d ran with synchronous=%d, want %d", name, i, m, want)
+			}
+		}
+	}
+	check("relaxed only", []bool{true, true, true}, normal)
+	check("one durable among relaxed", []bool{true, false, true}, full)
+	check("relaxed again", []bool{true}, normal)
+	check("durable alone", []bool{false}, full)
+}

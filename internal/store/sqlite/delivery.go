@@ -36,7 +36,7 @@ func (s *Store) Claim(ctx context.Context, req store.ClaimRequest) ([]store.Clai
 		return nil, fmt.Errorf("sqlite: claim: lease %s must be positive", req.Lease)
 	}
 	var claims []store.Claim
-	err := s.write(ctx, func(w *wtx) error {
+	err := s.writeRelaxed(ctx, func(w *wtx) error {
 		var err error
 		claims, err = claim(w, req)
 		return err
@@ -196,7 +196,7 @@ func (s *Store) RenewLease(ctx context.Context, owner string, pks []string, unti
 		return nil, fmt.Errorf("sqlite: renew lease: %w", err)
 	}
 	renewed := map[string]bool{}
-	err = s.write(ctx, func(w *wtx) error {
+	err = s.writeRelaxed(ctx, func(w *wtx) error {
 		clear(renewed)
 		rows, err := w.query(qRenewLease, ms(until), list, owner)
 		if err != nil {
@@ -230,7 +230,7 @@ func (s *Store) RecordOutcome(ctx context.Context, o store.Outcome) error {
 	if at.IsZero() {
 		at = s.now()
 	}
-	err := s.write(ctx, func(w *wtx) error {
+	err := s.writeRelaxed(ctx, func(w *wtx) error {
 		return recordOutcome(w, o, at)
 	})
 	if err != nil {
@@ -291,7 +291,7 @@ func recordOutcome(w *wtx, o store.Outcome, at time.Time) error {
 func (s *Store) ReleaseClaims(ctx context.Context, owner string) (int, error) {
 	var n int64
 	now := s.now()
-	err := s.write(ctx, func(w *wtx) error {
+	err := s.writeRelaxed(ctx, func(w *wtx) error {
 		var err error
 		n, err = affected(w.exec(qReleaseClaims, owner, ms(now)))
 		return err

@@ -298,7 +298,7 @@ func (s *Store) DeleteMessages(ctx context.Context, tenantID string, ids []strin
 // event was reported before cutoff.
 func (s *Store) CleanupMessages(ctx context.Context, tenantID string, cutoff time.Time, limit int) (int, error) {
 	var n int64
-	err := s.write(ctx, func(w *wtx) error {
+	err := s.writeRelaxed(ctx, func(w *wtx) error {
 		var err error
 		n, err = affected(w.exec(qCleanup, tenantID, ms(cutoff), sqlLimit(limit)))
 		return err

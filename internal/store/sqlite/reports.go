@@ -69,7 +69,7 @@ func (s *Store) MarkReported(ctx context.Context, eventIDs []int64, at time.Time
 	if err != nil {
 		return fmt.Errorf("sqlite: mark reported: %w", err)
 	}
-	err = s.write(ctx, func(w *wtx) error {
+	err = s.writeRelaxed(ctx, func(w *wtx) error {
 		_, err := w.exec(qMarkReported, ms(at), list)
 		return err
 	})
@@ -99,7 +99,7 @@ func (s *Store) GetSyncState(ctx context.Context, tenantID string) (store.SyncSt
 
 // PutSyncState stores the tenant's sync state; the report lease is kept.
 func (s *Store) PutSyncState(ctx context.Context, st store.SyncState) error {
-	err := s.write(ctx, func(w *wtx) error {
+	err := s.writeRelaxed(ctx, func(w *wtx) error {
 		_, err := w.exec(qPutSyncState, st.TenantID, nullMS(st.LastSyncAt), nullMS(st.DNDUntil),
 			st.ConsecutiveFailures, nullMS(st.NextRetryAt), st.LastError, st.QueuedStreak)
 		if isForeignKey(err) {
@@ -120,7 +120,7 @@ func (s *Store) AcquireReportLease(ctx context.Context, tenantID, owner string, 
 		return false, fmt.Errorf("sqlite: acquire report lease: empty owner")
 	}
 	var ok bool
-	err := s.write(ctx, func(w *wtx) error {
+	err := s.writeRelaxed(ctx, func(w *wtx) error {
 		var one int
 		err := w.queryRow(qAcquireReportLease, tenantID, owner, ms(now), ms(until)).Scan(&one)
 		switch {
@@ -143,7 +143,7 @@ func (s *Store) AcquireReportLease(ctx context.Context, tenantID, owner string, 
 
 // ReleaseReportLease frees the tenant's report slot if owner holds it.
 func (s *Store) ReleaseReportLease(ctx context.Context, tenantID, owner string) error {
-	err := s.write(ctx, func(w *wtx) error {
+	err := s.writeRelaxed(ctx, func(w *wtx) error {
 		_, err := w.exec(qReleaseReportLease, tenantID, owner)
 		return err
 	})

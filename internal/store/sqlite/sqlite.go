@@ -68,6 +68,9 @@ type Store struct {
 	lock   *os.File // exclusive lock file, nil when not Exclusive
 
 	commit committer
+	// syncRelaxed: the writer connection is in synchronous=NORMAL (it opens
+	// FULL). Only the group leader reads or changes it.
+	syncRelaxed bool
 
 	stmtMu     sync.Mutex
 	writeStmts map[string]*sql.Stmt
