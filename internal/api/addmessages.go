@@ -188,26 +188,47 @@ func (s *server) parseAddMessages(top map[string]json.RawMessage, is *issues) (i
 		is.missing([]any{"body", "messages"})
 		return nil, defaultPrio
 	}
+	if kindOf(raw) != kindArray {
+		is.add("list_type", msgListType, []any{"body", "messages"}, raw, nil)
+		return nil, defaultPrio
+	}
+	// Fast path: every element an object, decoded in one pass.
+	var objs []map[string]json.RawMessage
+	if json.Unmarshal(raw, &objs) == nil {
+		items = make([]item, 0, len(objs))
+		for i, m := range objs {
+			loc := []any{"body", "messages", i}
+			if m == nil { // a null element
+				is.add("model_attributes_type", msgModelAttrs, loc, json.RawMessage("null"), nil)
+				items = append(items, item{})
+				continue
+			}
+			items = append(items, parseMessage(m, loc, is))
+		}
+		return items, defaultPrio
+	}
 	var list []json.RawMessage
-	if kindOf(raw) != kindArray || json.Unmarshal(raw, &list) != nil {
+	if json.Unmarshal(raw, &list) != nil {
 		is.add("list_type", msgListType, []any{"body", "messages"}, raw, nil)
 		return nil, defaultPrio
 	}
 	items = make([]item, 0, len(list))
-	for i, m := range list {
-		items = append(items, parseMessage(m, []any{"body", "messages", i}, is))
+	for i, el := range list {
+		loc := []any{"body", "messages", i}
+		var m map[string]json.RawMessage
+		if kindOf(el) != kindObject || json.Unmarshal(el, &m) != nil {
+			is.add("model_attributes_type", msgModelAttrs, loc, el, nil)
+			items = append(items, item{})
+			continue
+		}
+		items = append(items, parseMessage(m, loc, is))
 	}
 	return items, defaultPrio
 }
 
 // parseMessage checks one message's schema and builds its payload.
-func parseMessage(raw json.RawMessage, loc []any, is *issues) item {
+func parseMessage(m map[string]json.RawMessage, loc []any, is *issues) item {
 	var it item
-	var m map[string]json.RawMessage
-	if kindOf(raw) != kindObject || json.Unmarshal(raw, &m) != nil {
-		is.add("model_attributes_type", msgModelAttrs, loc, raw, nil)
-		return it
-	}
 	f := newFields(m, loc, is)
 	p := &it.payload
 
