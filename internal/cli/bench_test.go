@@ -88,6 +88,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"--account", "a", "--timeout", "0s"},
 		{"--account", "a", "--sink-http", "127.0.0.1:2580"},
 		{"--account", "a", "--body-size", "-1"},
+		{"--account", "a", "--from", "nobody"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			t.Parallel()

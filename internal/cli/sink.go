@@ -27,6 +27,12 @@ const maxSinkLatencies = 1 << 20
 // defaultLatencyHeader is the header bench writes its enqueue time into.
 const defaultLatencyHeader = "X-Bench-Sent"
 
+// sentTag marks the enqueue time in an envelope sender's local part,
+// "bench+sent-<unix ns>@host" (VERP style). bench sets it beside the header
+// because the sink reads headers only with --store: without it the sink runs
+// testsmtp in Discard mode, which keeps nothing and so hands no body over.
+const sentTag = "+sent-"
+
 // sinkCmd is a local SMTP sink for tests and load runs. It relays nothing and
 // checks no sender: it is meant for loopback use by tests only.
 type sinkCmd struct {
@@ -39,7 +45,7 @@ type sinkCmd struct {
 	Latency       time.Duration `help:"Wait this long before answering each message's DATA (e.g. 5ms)." placeholder:"D"`
 	DropRate      float64       `name:"drop-rate" help:"Probability (0..1) that the connection is dropped in the middle of a message's DATA." placeholder:"P"`
 	TLS           bool          `name:"tls" help:"Offer STARTTLS with a self-signed certificate (clients must not verify it)."`
-	LatencyHeader string        `name:"latency-header" default:"X-Bench-Sent" help:"Header carrying the sender's time (Unix nanoseconds); GET /latencies returns arrival minus it." placeholder:"NAME"`
+	LatencyHeader string        `name:"latency-header" default:"X-Bench-Sent" help:"Header carrying the sender's time (Unix nanoseconds; read with --store, else from a \"+sent-<ns>\" tag in MAIL FROM); GET /latencies returns arrival minus it (\"\" = none)." placeholder:"NAME"`
 	Seed          uint64        `help:"Seed of the fault probabilities (0: random); the same seed gives the same fault sequence." placeholder:"N"`
 	Verbose       bool          `short:"v" help:"Print one line per accepted message."`
 }
@@ -136,8 +142,9 @@ func (c *sinkCmd) Run(e *env) error {
 		Users:        users,
 		AuthRequired: len(users) > 0,
 		TLS:          c.TLS,
-		// Discard would hide the headers that /messages and /latencies read.
-		Discard: !state.needsData(),
+		// Discard keeps memory constant; only --store needs the bodies, and
+		// then testsmtp keeps every message too (its non-Discard mode).
+		Discard: c.Store == 0,
 		Faults:  c.faults(),
 		Seed:    seed,
 		Logger:  log,
@@ -280,8 +287,6 @@ func newSinkState(store int, header string) *sinkState {
 	return &sinkState{header: header, storeCap: store}
 }
 
-func (s *sinkState) needsData() bool { return s.storeCap > 0 || s.header != "" }
-
 // add records one accepted message.
 func (s *sinkState) add(r testsmtp.Received) {
 	var hdr textproto.MIMEHeader
@@ -292,8 +297,10 @@ func (s *sinkState) add(r testsmtp.Received) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.messages++
-	if s.header != "" && hdr != nil {
+	if s.header != "" {
 		if v := hdr.Get(s.header); v != "" {
+			s.addLatencyLocked(v, r.At)
+		} else if v, ok := envelopeSent(r.From); ok {
 			s.addLatencyLocked(v, r.At)
 		}
 	}
@@ -312,6 +319,19 @@ func (s *sinkState) add(r testsmtp.Received) {
 		}
 		s.storeNext = (s.storeNext + 1) % s.storeCap
 	}
+}
+
+// envelopeSent finds the sentTag value in an envelope sender, if any.
+func envelopeSent(from string) (string, bool) {
+	local, _, ok := strings.Cut(from, "@")
+	if !ok {
+		return "", false
+	}
+	i := strings.LastIndex(local, sentTag)
+	if i < 0 {
+		return "", false
+	}
+	return local[i+len(sentTag):], true
 }
 
 func (s *sinkState) addLatencyLocked(value string, at time.Time) {

@@ -122,8 +122,8 @@ func (s runningSink) stats(t *testing.T) sinkStats {
 	return st
 }
 
-// mail is one message a test sends to the sink.
-type mail struct {
+// testMail is one message a test sends to the sink.
+type testMail struct {
 	auth     sasl.Client
 	startTLS bool
 	from     string
@@ -133,7 +133,7 @@ type mail struct {
 }
 
 // send delivers m with go-smtp's client over one connection.
-func (m mail) send(addr string) error {
+func (m testMail) send(addr string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var (
@@ -173,7 +173,7 @@ func TestSinkCountsStoresAndResets(t *testing.T) {
 	}
 	before := time.Now().UnixNano()
 	for i := 1; i <= 3; i++ {
-		m := mail{
+		m := testMail{
 			from: "alice@example.com", to: []string{"bob@example.com", "carol@example.com"}, subject: "s" + strconv.Itoa(i),
 			header: "X-Bench-Sent: " + strconv.FormatInt(time.Now().UnixNano(), 10) + "\r\n",
 		}
@@ -232,7 +232,7 @@ func TestSinkCountsStoresAndResets(t *testing.T) {
 	if len(stored) != 0 || lat.Count != 0 || len(lat.LatenciesNS) != 0 {
 		t.Errorf("after reset: %d stored, latencies %+v", len(stored), lat)
 	}
-	if err := (mail{from: "a@example.com", to: []string{"b@example.com"}, subject: "after"}).send(s.smtp); err != nil {
+	if err := (testMail{from: "a@example.com", to: []string{"b@example.com"}, subject: "after"}).send(s.smtp); err != nil {
 		t.Fatal(err)
 	}
 	if st := s.stats(t); st.Messages != 1 || st.Connections != 1 {
@@ -255,7 +255,7 @@ func TestSinkFaults(t *testing.T) {
 			t.Parallel()
 			s := startSink(t, tc.args...)
 			for i := range 3 {
-				err := mail{from: "a@example.com", to: []string{"b@example.com"}, subject: "x"}.send(s.smtp)
+				err := testMail{from: "a@example.com", to: []string{"b@example.com"}, subject: "x"}.send(s.smtp)
 				var se *smtp.SMTPError
 				switch {
 				case err == nil:
@@ -279,7 +279,7 @@ func TestSinkPartialFailRate(t *testing.T) {
 	const n = 40
 	refused := 0
 	for range n {
-		err := mail{from: "a@example.com", to: []string{"b@example.com"}, subject: "x"}.send(s.smtp)
+		err := testMail{from: "a@example.com", to: []string{"b@example.com"}, subject: "x"}.send(s.smtp)
 		var se *smtp.SMTPError
 		switch {
 		case err == nil:
@@ -302,7 +302,7 @@ func TestSinkLatency(t *testing.T) {
 	t.Parallel()
 	s := startSink(t, "--latency", "50ms")
 	start := time.Now()
-	if err := (mail{from: "a@example.com", to: []string{"b@example.com"}, subject: "x"}).send(s.smtp); err != nil {
+	if err := (testMail{from: "a@example.com", to: []string{"b@example.com"}, subject: "x"}).send(s.smtp); err != nil {
 		t.Fatal(err)
 	}
 	if took := time.Since(start); took < 50*time.Millisecond {
@@ -313,7 +313,7 @@ func TestSinkLatency(t *testing.T) {
 func TestSinkAuthAndTLS(t *testing.T) {
 	t.Parallel()
 	s := startSink(t, "--users", "alice:s3cret,bob:pw", "--tls", "--store", "10")
-	base := mail{from: "a@example.com", to: []string{"b@example.com"}, subject: "x", startTLS: true}
+	base := testMail{from: "a@example.com", to: []string{"b@example.com"}, subject: "x", startTLS: true}
 
 	var se *smtp.SMTPError
 	if err := base.send(s.smtp); !errors.As(err, &se) || se.Code != 530 {
@@ -360,7 +360,7 @@ func TestSinkJSONAndVerbose(t *testing.T) {
 	if addrs["smtp"] == "" || addrs["http"] != "" {
 		t.Errorf("--json listening line %v: want smtp set and no http", addrs)
 	}
-	if err := (mail{from: "a@example.com", to: []string{"b@example.com"}, subject: "x"}).send(addrs["smtp"]); err != nil {
+	if err := (testMail{from: "a@example.com", to: []string{"b@example.com"}, subject: "x"}).send(addrs["smtp"]); err != nil {
 		t.Fatal(err)
 	}
 	for !strings.Contains(stdout.String(), `message conn=1 from="a@example.com"`) {
@@ -404,5 +404,34 @@ func TestSinkUsageErrors(t *testing.T) {
 	// A password never appears in the error.
 	if r := run(t, nil, "sink", "--users", "alice:pw,carol-secret"); strings.Contains(r.stderr, "carol-secret") {
 		t.Errorf("stderr shows the bad entry: %q", r.stderr)
+	}
+}
+
+// Without --store the sink keeps no bodies; the send time then comes from the
+// envelope sender's "+sent-<ns>" tag, as bench writes it.
+func TestSinkLatencyFromEnvelope(t *testing.T) {
+	t.Parallel()
+	s := startSink(t)
+	sent := time.Now().UnixNano()
+	tagged := testMail{from: "bench+sent-" + strconv.FormatInt(sent, 10) + "@example.com", to: []string{"b@example.com"}, subject: "tagged"}
+	plain := testMail{from: "someone@example.com", to: []string{"b@example.com"}, subject: "plain"}
+	bogus := testMail{from: "bench+sent-soon@example.com", to: []string{"b@example.com"}, subject: "bogus"}
+	for _, m := range []testMail{tagged, plain, bogus} {
+		if err := m.send(s.smtp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var lat sinkLatencies
+	sinkCall(t, http.MethodGet, s.http+"/latencies", &lat)
+	if lat.Count != 1 || len(lat.LatenciesNS) != 1 || lat.Invalid != 1 {
+		t.Fatalf("latencies = %+v, want one from the tagged sender and one invalid", lat)
+	}
+	if d := lat.LatenciesNS[0]; d < 0 || lat.LastArrivalNS-sent != d {
+		t.Errorf("latency %d ns, arrival %d, sent %d", d, lat.LastArrivalNS, sent)
+	}
+	var stored []sinkMessage
+	sinkCall(t, http.MethodGet, s.http+"/messages", &stored)
+	if st := s.stats(t); st.Messages != 3 || len(stored) != 0 {
+		t.Errorf("stats %+v with %d stored, want 3 counted and none stored", st, len(stored))
 	}
 }
