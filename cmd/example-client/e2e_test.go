@@ -44,7 +44,8 @@ func TestEndToEnd(t *testing.T) {
 		"GMP_API_TOKEN=" + adminToken,
 		"GMP_SEND_LOOP_INTERVAL=0.1",
 		"GMP_SYNC_INTERVAL=1",
-		"GMP_ENCRYPTION_KEY_FILE=" + filepath.Join(t.TempDir(), "no-key"),
+		// Secrets at rest encrypted with a key of this run, never the host's.
+		"MAIL_PROXY_ENCRYPTION_KEY=" + testEncryptionKey(t),
 	})
 	proxyURL := "http://" + proxyAddr
 	admin := client.New(proxyURL, adminToken, client.WithTimeout(30*time.Second))

@@ -241,7 +241,8 @@ func startRealProxy(t *testing.T, adminToken string) (string, func() string) {
 		"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
 		"GMP_DB_PATH=" + filepath.Join(t.TempDir(), "mail_service.db"),
 		"GMP_HOST=127.0.0.1", "GMP_PORT=" + port, "GMP_API_TOKEN=" + adminToken,
-		"GMP_ENCRYPTION_KEY_FILE=" + filepath.Join(t.TempDir(), "no-key"),
+		// Secrets at rest encrypted with a key of this run, never the host's.
+		"MAIL_PROXY_ENCRYPTION_KEY=" + testEncryptionKey(t),
 	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
