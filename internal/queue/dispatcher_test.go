@@ -52,8 +52,19 @@ func setup(t *testing.T, opts Options, acct func(*store.Account), faults ...test
 	return setupWith(t, opts, acct, attach.Options{}, faults...)
 }
 
+// setupSMTP is setup with the test SMTP server's options (AUTH users).
+func setupSMTP(t *testing.T, smtpOpts testsmtp.Options, acct func(*store.Account), faults ...testsmtp.Fault) *bundle {
+	t.Helper()
+	return setupFull(t, Options{}, acct, attach.Options{}, smtpOpts, faults...)
+}
+
 // setupWith is setup with the attachment fetcher's options.
 func setupWith(t *testing.T, opts Options, acct func(*store.Account), attachOpts attach.Options, faults ...testsmtp.Fault) *bundle {
+	t.Helper()
+	return setupFull(t, opts, acct, attachOpts, testsmtp.Options{}, faults...)
+}
+
+func setupFull(t *testing.T, opts Options, acct func(*store.Account), attachOpts attach.Options, smtpOpts testsmtp.Options, faults ...testsmtp.Fault) *bundle {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "q.db"), sqlite.Options{})
@@ -61,7 +72,8 @@ func setupWith(t *testing.T, opts Options, acct func(*store.Account), attachOpts
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv := testsmtp.Start(t, testsmtp.Options{Faults: faults})
+	smtpOpts.Faults = faults
+	srv := testsmtp.Start(t, smtpOpts)
 	name := "Tenant One"
 	if _, err := st.UpsertTenant(ctx, store.Tenant{ID: "t1", Name: &name, Active: true}); err != nil {
 		t.Fatal(err)
@@ -84,7 +96,8 @@ func setupWith(t *testing.T, opts Options, acct func(*store.Account), attachOpts
 		opts.PollInterval = 50 * time.Millisecond
 	}
 	pool := smtppool.New(smtppool.Options{})
-	sender, err := delivery.NewSender(delivery.SenderOptions{Pool: pool})
+	// Short reply timeouts keep the stall test quick; real defaults are 30 s.
+	sender, err := delivery.NewSender(delivery.SenderOptions{Pool: pool, ReplyTimeout: time.Second, SessionTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,5 +463,83 @@ func TestUndecryptableCredentialsAreAnError(t *testing.T) {
 	}
 	if n := b.srv.Count(); n != 0 || b.srv.Connections() != 0 {
 		t.Fatalf("the SMTP server was contacted (%d messages, %d connections)", n, b.srv.Connections())
+	}
+}
+
+// Faults of a real SMTP server, end to end through the dispatcher: what the
+// message's history says and whether the retry delivers it once.
+func TestSMTPFaultsThroughTheDispatcher(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		fault     testsmtp.Fault
+		users     map[string]string // AUTH required with these credentials
+		password  string
+		wantFirst string // prefix of the first event
+		retried   bool   // a retry after the delay delivers it once
+	}{
+		{name: "dropped mid-DATA", fault: testsmtp.Drop(testsmtp.StageData).AfterBody(10).Next(1),
+			wantFirst: "deferred:", retried: true},
+		{name: "greeting refused 421", fault: testsmtp.Reply(testsmtp.StageConnect, 421, "4.3.2", "not now").Next(1),
+			wantFirst: "deferred:4.3.2 not now (SMTP 421)", retried: true},
+		{name: "stalled reply times out", fault: testsmtp.Stall(testsmtp.StageMail).Next(1),
+			wantFirst: "deferred:", retried: true},
+		{name: "wrong password", users: map[string]string{"user": "right"}, password: "wrong",
+			wantFirst: "error:5.7.8", retried: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var faults []testsmtp.Fault
+			if tt.fault.Stage != "" {
+				faults = append(faults, tt.fault)
+			}
+			b := setupSMTP(t, testsmtp.Options{Users: tt.users, AuthRequired: tt.users != nil}, func(a *store.Account) {
+				if tt.users != nil {
+					a.User, a.Password = "user", tt.password
+				}
+			}, faults...)
+			b.enqueue(t, store.NewMessage{ID: "m1"})
+			b.run()
+			ev := b.waitEvents(t, "m1", 1)
+			if !strings.HasPrefix(ev[0], tt.wantFirst) {
+				t.Fatalf("first event %q, want prefix %q", ev[0], tt.wantFirst)
+			}
+			if !tt.retried {
+				if n := b.srv.Count(); n != 0 {
+					t.Fatalf("%d messages accepted, want none", n)
+				}
+				return
+			}
+			b.clock.Add(time.Minute)
+			b.d.Wake()
+			ev = b.waitEvents(t, "m1", 2)
+			if ev[1] != "sent:" || b.srv.Count() != 1 {
+				t.Fatalf("after the retry: events %v, %d accepted; want sent once", ev, b.srv.Count())
+			}
+		})
+	}
+}
+
+// The server is down, then back: the message waits its retry and goes out once.
+func TestServerDownThenUp(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{}, nil)
+	if err := b.srv.Down(); err != nil {
+		t.Fatal(err)
+	}
+	b.enqueue(t, store.NewMessage{ID: "m1"})
+	b.run()
+	ev := b.waitEvents(t, "m1", 1)
+	if !strings.HasPrefix(ev[0], "deferred:") || !strings.Contains(ev[0], "connection refused") {
+		t.Fatalf("first event %q, want a deferral for connection refused", ev[0])
+	}
+	if err := b.srv.Up(); err != nil {
+		t.Fatal(err)
+	}
+	b.clock.Add(time.Minute)
+	b.d.Wake()
+	if ev := b.waitEvents(t, "m1", 2); ev[1] != "sent:" || b.srv.Count() != 1 {
+		t.Fatalf("events %v, %d accepted; want sent once", ev, b.srv.Count())
 	}
 }
