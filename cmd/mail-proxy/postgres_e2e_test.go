@@ -141,6 +141,7 @@ func TestPostgresThreeInstancesShareOneQueue(t *testing.T) {
 		"GMP_MAX_SENDS_PER_ACCOUNT":  strconv.Itoa(maxSends),
 		"GMP_POOL_SIZE":              strconv.Itoa(maxSends),
 		"GMP_BATCH_SIZE_PER_ACCOUNT": strconv.Itoa(batch),
+		"GMP_LOG_DELIVERY_ACTIVITY":  "true", // "sending" lines say when each attempt started
 	})
 	procs := startProxies(t, 3, env)
 	addAccount(t, procs[0], "acc", srv)
@@ -164,43 +165,54 @@ func TestPostgresThreeInstancesShareOneQueue(t *testing.T) {
 		first, elapsed.Round(time.Millisecond), float64(first)/elapsed.Seconds())
 
 	// Phase 2: the third instance is replaced by one with a 3 s lease, which
-	// is killed in the middle of a burst. A little DATA latency keeps the
+	// is killed in the middle of a burst while it holds claims. A little DATA latency keeps the
 	// burst going long enough to land the kill in it.
 	procs[2].stop()
 	victimEnv := pgEnv(dsn, env)
 	victimEnv["GMP_CLAIM_LEASE_SECONDS"] = "3"
 	victim := startProxy(t, victimEnv)
 	pid := victim.cmd.Process.Pid
-	if _, err := srv.AddFault(testsmtp.Delay(testsmtp.StageData, 2*time.Millisecond)); err != nil {
+	if _, err := srv.AddFault(testsmtp.Delay(testsmtp.StageData, 20*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	enqueueBatches(t, procs[:1], idRange("k", second), "acc", 500)
-	waitFor(t, 60*time.Second, "a fifth of the burst delivered", func() bool { return srv.Count() >= first+second/5 })
-	victim.kill()
-	killedAt := time.Now()
-
-	// The victim's claims at its death: owner ids are "<host>-<pid>-<random>".
-	held := map[string]time.Time{} // id -> lease end
 	conn, err := pgx.Connect(context.Background(), dsn)
 	if err != nil {
 		t.Fatalf("connect to the test database: %v", err)
 	}
-	rows, err := conn.Query(context.Background(),
-		`SELECT id, lease_until FROM messages WHERE lease_owner LIKE $1 AND final_at IS NULL`, fmt.Sprintf("%%-%d-%%", pid))
-	if err != nil {
-		t.Fatalf("read the victim's claims: %v", err)
+	defer conn.Close(context.Background())
+	// The victim's live claims: owner ids are "<host>-<pid>-<random>".
+	victimClaims := func() map[string]time.Time {
+		rows, err := conn.Query(context.Background(),
+			`SELECT id, lease_until FROM messages WHERE lease_owner LIKE $1 AND final_at IS NULL`, fmt.Sprintf("%%-%d-%%", pid))
+		if err != nil {
+			t.Fatalf("read the victim's claims: %v", err)
+		}
+		claims := map[string]time.Time{} // id -> lease end
+		var (
+			id    string
+			until int64
+		)
+		if _, err := pgx.ForEachRow(rows, []any{&id, &until}, func() error {
+			claims[id] = time.UnixMilli(until)
+			return nil
+		}); err != nil {
+			t.Fatalf("read the victim's claims: %v", err)
+		}
+		return claims
 	}
-	var (
-		id    string
-		until int64
-	)
-	if _, err := pgx.ForEachRow(rows, []any{&id, &until}, func() error {
-		held[id] = time.UnixMilli(until)
-		return nil
-	}); err != nil {
-		t.Fatalf("read the victim's claims: %v", err)
-	}
-	conn.Close(context.Background())
+	// The burst goes through the victim (its own enqueue wakes it first;
+	// the survivors join on the NOTIFY); it is killed while it holds claims.
+	enqueueBatches(t, []*proc{victim}, idRange("k", second), "acc", 500)
+	var killedAt time.Time
+	waitFor(t, 60*time.Second, "the victim sending, holding claims", func() bool {
+		if srv.Count() < first+second/10 || len(victimClaims()) < 3 {
+			return false
+		}
+		victim.kill()
+		killedAt = time.Now()
+		return true
+	})
+	held := victimClaims()
 	if len(held) == 0 {
 		t.Fatalf("the killed instance held no claims: the kill missed the burst")
 	}
@@ -222,16 +234,20 @@ func TestPostgresThreeInstancesShareOneQueue(t *testing.T) {
 				t.Errorf("burst message %s delivered %d times but the killed instance did not hold it", id, len(times))
 			}
 		}
-		if end, ok := held[id]; ok {
-			// Deliveries after the kill come from survivors, which may take
-			// the dead instance's claim only once its lease has ended.
-			for _, at := range times {
-				if at.After(killedAt) && at.Before(end) {
-					t.Errorf("message %s sent again at %s, before the dead instance's lease ended at %s", id,
-						at.Format(time.StampMilli), end.Format(time.StampMilli))
-				}
-				if !at.Before(end) {
-					takenOver++
+	}
+	// When the survivors started sending the dead instance's claims: they
+	// may take one only once its lease has ended.
+	for i, p := range procs[:2] {
+		for id, starts := range attemptStarts(t, p) {
+			end, ok := held[id]
+			if !ok {
+				continue
+			}
+			takenOver++
+			for _, at := range starts {
+				if at.Before(end) {
+					t.Errorf("instance %d started sending %s at %s, before the dead instance's lease ended at %s",
+						i, id, at.Format(time.StampMilli), end.Format(time.StampMilli))
 				}
 			}
 		}
@@ -249,7 +265,36 @@ func TestPostgresThreeInstancesShareOneQueue(t *testing.T) {
 		pid, len(held), takenOver, second, time.Since(killedAt).Round(time.Millisecond), dups, maxSends+batch)
 }
 
-// sentCounter sums a counter of a process's /metrics for one account.
+// attemptStarts reads, from a process's delivery activity log, when each
+// message's attempts started.
+func attemptStarts(t *testing.T, p *proc) map[string][]time.Time {
+	t.Helper()
+	out := map[string][]time.Time{}
+	for _, line := range strings.Split(p.logs(), "\n") {
+		if !strings.Contains(line, " msg=sending ") {
+			continue
+		}
+		var at time.Time
+		var id string
+		for _, field := range strings.Fields(line) {
+			k, v, _ := strings.Cut(field, "=")
+			switch k {
+			case "time":
+				parsed, err := time.Parse(time.RFC3339Nano, v)
+				if err != nil {
+					t.Fatalf("activity log line %q: time: %v", line, err)
+				}
+				at = parsed
+			case "msg_id":
+				id = v
+			}
+		}
+		out[id] = append(out[id], at)
+	}
+	return out
+}
+
+// counter sums a counter of a process's /metrics for one account.
 func (p *proc) counter(t *testing.T, name, account string) float64 {
 	t.Helper()
 	resp, err := http.Get(p.URL + "/metrics")
@@ -278,10 +323,15 @@ func TestPostgresRateLimitSharedByTwoInstances(t *testing.T) {
 	t.Parallel()
 	const limit, total = 7, 20
 	srv := newSMTP(t, testsmtp.Options{})
-	procs := startProxies(t, 2, pgEnv(pgtest.DSN(t), nil))
+	dsn := pgtest.DSN(t)
+	// Small claims (2 per account) so both senders keep coming back for
+	// more, and an API-only instance to enqueue, so the NOTIFY wakes both
+	// senders at once rather than one by its own kick.
+	procs := startProxies(t, 2, pgEnv(dsn, map[string]string{"GMP_BATCH_SIZE_PER_ACCOUNT": "2", "GMP_MAX_SENDS": "2"}))
+	api := startProxy(t, pgEnv(dsn, map[string]string{"GMP_SCHEDULER_ACTIVE": "false"}))
 	body := map[string]any{"id": "limited", "host": "127.0.0.1", "port": srv.Port(), "use_tls": false,
 		"limit_per_minute": limit}
-	if code := procs[0].call("POST", "/account", body, nil); code != 200 {
+	if code := api.call("POST", "/account", body, nil); code != 200 {
 		t.Fatalf("POST /account: %d", code)
 	}
 	// Start with 10 s or more left in the minute, so the first sends are
@@ -293,7 +343,7 @@ func TestPostgresRateLimitSharedByTwoInstances(t *testing.T) {
 	for i := range batch {
 		batch[i] = msg(fmt.Sprintf("r%02d", i), "limited", "rcpt@example.com")
 	}
-	procs[1].call("POST", "/commands/add-messages", map[string]any{"messages": batch}, nil)
+	api.call("POST", "/commands/add-messages", map[string]any{"messages": batch}, nil)
 
 	type record struct {
 		ID         string `json:"id"`
@@ -358,13 +408,18 @@ func TestPostgresRateLimitSharedByTwoInstances(t *testing.T) {
 	if deferred != total-limit {
 		t.Errorf("%d messages deferred, want %d", deferred, total-limit)
 	}
-	sent := procs[0].counter(t, "gmp_sent_total", "limited") + procs[1].counter(t, "gmp_sent_total", "limited")
-	limited := []float64{procs[0].counter(t, "gmp_rate_limited_total", "limited"), procs[1].counter(t, "gmp_rate_limited_total", "limited")}
+	var sent float64
+	perInstance := make([]string, len(procs))
+	for i, p := range procs {
+		n, limited := p.counter(t, "gmp_sent_total", "limited"), p.counter(t, "gmp_rate_limited_total", "limited")
+		sent += n
+		perInstance[i] = fmt.Sprintf("instance %d: %v sent, %v rate-limited", i, n, limited)
+	}
 	if sent != limit {
 		t.Errorf("the instances count %v sends together, want %d", sent, limit)
 	}
-	t.Logf("minute %s: %d accepted, %d deferred to %s; rate-limited per instance %v",
-		window.Format(time.TimeOnly), perWindow[window], deferred, windowEnd.Format(time.TimeOnly), limited)
+	t.Logf("minute %s: %d accepted, %d deferred to %s; %s",
+		window.Format(time.TimeOnly), perWindow[window], deferred, windowEnd.Format(time.TimeOnly), strings.Join(perInstance, "; "))
 }
 
 // A message enqueued through an API-only instance is delivered by an idle

@@ -66,9 +66,13 @@ func claim(ctx context.Context, tx pgx.Tx, req store.ClaimRequest) ([]store.Clai
 	caps := map[msgKey]int{}
 	claims := []store.Claim{}
 	pos := claimPage{lastPri: math.MinInt64, lastCreated: math.MinInt64, lastSeq: math.MinInt64}
-	pageSize := int64(max(2*req.Limit, 64))
-
 	for page := range maxClaimPages {
+		// A page locks as many rows as the claim still wants, no more:
+		// locked rows that the per-account caps then leave unclaimed are
+		// skipped by other instances until this transaction ends, so a
+		// larger page would starve them (one instance's page of 64 once
+		// hid a whole 20-message queue from a second instance).
+		pageSize := int64(req.Limit - len(claims))
 		var takenT, takenA []string
 		var takenN []int32
 		for k, n := range taken {
@@ -81,7 +85,7 @@ func claim(ctx context.Context, tx pgx.Tx, req store.ClaimRequest) ([]store.Clai
 		}
 		var got claimPage
 		b.Queue(qClaim, now, req.TenantID, pos.lastPri, pos.lastCreated, pos.lastSeq, exTenants, exAccounts,
-			pageSize, req.PerAccount, takenT, takenA, takenN, int64(req.Limit-len(claims)), req.Owner, leaseUntil,
+			pageSize, req.PerAccount, takenT, takenA, takenN, pageSize, req.Owner, leaseUntil,
 		).Query(func(rows pgx.Rows) error {
 			var (
 				d                  messageDest
