@@ -78,11 +78,11 @@ func (c *sinkCmd) validate() (map[string]string, error) {
 		return nil, usageErrorf("--latency-header %q is not a header name", c.LatencyHeader)
 	}
 	users := make(map[string]string, len(c.Users))
-	for _, u := range c.Users {
+	for i, u := range c.Users {
 		name, pass, ok := strings.Cut(u, ":")
 		if !ok || name == "" || pass == "" {
 			// The entry may hold a password: name only its position.
-			return nil, usageErrorf("--users entry %d is not user:pass", len(users)+1)
+			return nil, usageErrorf("--users entry %d is not user:pass", i+1)
 		}
 		users[name] = pass
 	}

@@ -402,8 +402,11 @@ func TestSinkUsageErrors(t *testing.T) {
 		})
 	}
 	// A password never appears in the error.
-	if r := run(t, nil, "sink", "--users", "alice:pw,carol-secret"); strings.Contains(r.stderr, "carol-secret") {
-		t.Errorf("stderr shows the bad entry: %q", r.stderr)
+	if r := run(t, nil, "sink", "--users", "alice:pw,carol-secret"); strings.Contains(r.stderr, "carol-secret") || !strings.Contains(r.stderr, "entry 2") {
+		t.Errorf("stderr for a bad second entry: %q", r.stderr)
+	}
+	if r := run(t, nil, "--help"); !strings.Contains(r.stdout, "sink") || !strings.Contains(r.stdout, "bench") {
+		t.Errorf("--help lists neither sink nor bench: %q", r.stdout)
 	}
 }
 
