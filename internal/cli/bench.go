@@ -29,9 +29,7 @@ import (
 //  1. POST /reset on the sink, so its counters and latencies are this run's.
 //  2. C workers take batch numbers in turn and send each batch of B messages
 //     in one add-messages request; every message carries the request's start
-//     time (Unix ns) in the X-Bench-Sent header and in its return path,
-//     "local+sent-<ns>@domain", which a sink without --store reads (it keeps
-//     no bodies, so sees no headers). A 503 (overloaded) answer is
+//     time in the X-Bench-Sent header (Unix ns). A 503 (overloaded) answer is
 //     retried after a short pause; any other failure or rejection ends the run.
 //  3. Poll the sink's /stats until every queued message arrived, then read
 //     /latencies: arrival minus X-Bench-Sent per message, and the last arrival.
@@ -46,7 +44,7 @@ type benchCmd struct {
 	Concurrency int           `default:"4" help:"Requests in flight at once." placeholder:"C"`
 	SinkHTTP    string        `name:"sink-http" default:"http://127.0.0.1:2580" help:"HTTP API of the mail-proxy sink to wait on (\"\": only enqueue)." placeholder:"URL"`
 	Timeout     time.Duration `default:"5m" help:"Give up after this long, enqueueing and waiting included." placeholder:"D"`
-	From        string        `default:"bench@mail-proxy.localhost" help:"From address of the messages; their return path is it tagged with the send time." placeholder:"ADDR"`
+	From        string        `default:"bench@mail-proxy.localhost" help:"From address of the messages." placeholder:"ADDR"`
 	To          string        `default:"sink@mail-proxy.localhost" help:"Recipient of the messages." placeholder:"ADDR"`
 	BodySize    int           `name:"body-size" default:"512" help:"Plain-text body bytes per message." placeholder:"BYTES"`
 }
@@ -198,8 +196,6 @@ func (c *benchCmd) enqueue(ctx context.Context, a api, res *benchResult) (time.T
 // sendBatch submits messages lo..hi-1 and returns how many were queued, how
 // long the successful request took and how many overloaded answers it retried.
 func (c *benchCmd) sendBatch(ctx context.Context, a api, runID string, lo, hi int, body string) (int, time.Duration, int, error) {
-	from, _ := mail.ParseAddress(c.From) // validated
-	local, domain, _ := strings.Cut(from.Address, "@")
 	msgs := make([]client.Message, 0, hi-lo)
 	for i := lo; i < hi; i++ {
 		msgs = append(msgs, client.Message{
@@ -218,7 +214,6 @@ func (c *benchCmd) sendBatch(ctx context.Context, a api, runID string, lo, hi in
 		stamp := strconv.FormatInt(sent.UnixNano(), 10)
 		for i := range msgs {
 			msgs[i].Headers = map[string]string{defaultLatencyHeader: stamp}
-			msgs[i].ReturnPath = local + sentTag + stamp + "@" + domain
 		}
 		resp, err := a.AddMessages(ctx, client.AddMessagesRequest{Messages: msgs})
 		took := time.Since(sent)

@@ -27,12 +27,6 @@ const maxSinkLatencies = 1 << 20
 // defaultLatencyHeader is the header bench writes its enqueue time into.
 const defaultLatencyHeader = "X-Bench-Sent"
 
-// sentTag marks the enqueue time in an envelope sender's local part,
-// "bench+sent-<unix ns>@host" (VERP style). bench sets it beside the header
-// because the sink reads headers only with --store: without it the sink runs
-// testsmtp in Discard mode, which keeps nothing and so hands no body over.
-const sentTag = "+sent-"
-
 // sinkCmd is a local SMTP sink for tests and load runs. It relays nothing and
 // checks no sender: it is meant for loopback use by tests only.
 type sinkCmd struct {
@@ -45,7 +39,7 @@ type sinkCmd struct {
 	Latency       time.Duration `help:"Wait this long before answering each message's DATA (e.g. 5ms)." placeholder:"D"`
 	DropRate      float64       `name:"drop-rate" help:"Probability (0..1) that the connection is dropped in the middle of a message's DATA." placeholder:"P"`
 	TLS           bool          `name:"tls" help:"Offer STARTTLS with a self-signed certificate (clients must not verify it)."`
-	LatencyHeader string        `name:"latency-header" default:"X-Bench-Sent" help:"Header carrying the sender's time (Unix nanoseconds; read with --store, else from a \"+sent-<ns>\" tag in MAIL FROM); GET /latencies returns arrival minus it (\"\" = none)." placeholder:"NAME"`
+	LatencyHeader string        `name:"latency-header" default:"X-Bench-Sent" help:"Header carrying the sender's time (Unix nanoseconds); GET /latencies returns arrival minus it (\"\" = none)." placeholder:"NAME"`
 	Seed          uint64        `help:"Seed of the fault probabilities (0: random); the same seed gives the same fault sequence." placeholder:"N"`
 	Verbose       bool          `short:"v" help:"Print one line per accepted message."`
 }
@@ -142,12 +136,13 @@ func (c *sinkCmd) Run(e *env) error {
 		Users:        users,
 		AuthRequired: len(users) > 0,
 		TLS:          c.TLS,
-		// Discard keeps memory constant; only --store needs the bodies, and
-		// then testsmtp keeps every message too (its non-Discard mode).
-		Discard: c.Store == 0,
-		Faults:  c.faults(),
-		Seed:    seed,
-		Logger:  log,
+		// testsmtp keeps nothing: the sink's own bounded rings are all the
+		// memory messages take. Bodies are read only to parse headers.
+		Discard:  true,
+		PassData: c.Store > 0 || state.header != "",
+		Faults:   c.faults(),
+		Seed:     seed,
+		Logger:   log,
 		OnMessage: func(r testsmtp.Received) {
 			state.add(r)
 			if c.Verbose {
@@ -300,8 +295,6 @@ func (s *sinkState) add(r testsmtp.Received) {
 	if s.header != "" {
 		if v := hdr.Get(s.header); v != "" {
 			s.addLatencyLocked(v, r.At)
-		} else if v, ok := envelopeSent(r.From); ok {
-			s.addLatencyLocked(v, r.At)
 		}
 	}
 	if s.storeCap > 0 {
@@ -319,19 +312,6 @@ func (s *sinkState) add(r testsmtp.Received) {
 		}
 		s.storeNext = (s.storeNext + 1) % s.storeCap
 	}
-}
-
-// envelopeSent finds the sentTag value in an envelope sender, if any.
-func envelopeSent(from string) (string, bool) {
-	local, _, ok := strings.Cut(from, "@")
-	if !ok {
-		return "", false
-	}
-	i := strings.LastIndex(local, sentTag)
-	if i < 0 {
-		return "", false
-	}
-	return local[i+len(sentTag):], true
 }
 
 func (s *sinkState) addLatencyLocked(value string, at time.Time) {

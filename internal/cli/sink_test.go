@@ -410,16 +410,20 @@ func TestSinkUsageErrors(t *testing.T) {
 	}
 }
 
-// Without --store the sink keeps no bodies; the send time then comes from the
-// envelope sender's "+sent-<ns>" tag, as bench writes it.
-func TestSinkLatencyFromEnvelope(t *testing.T) {
+// Without --store the sink still reads each header block for the latency
+// header, and keeps nothing.
+func TestSinkLatencyWithoutStore(t *testing.T) {
 	t.Parallel()
 	s := startSink(t)
 	sent := time.Now().UnixNano()
-	tagged := testMail{from: "bench+sent-" + strconv.FormatInt(sent, 10) + "@example.com", to: []string{"b@example.com"}, subject: "tagged"}
-	plain := testMail{from: "someone@example.com", to: []string{"b@example.com"}, subject: "plain"}
-	bogus := testMail{from: "bench+sent-soon@example.com", to: []string{"b@example.com"}, subject: "bogus"}
-	for _, m := range []testMail{tagged, plain, bogus} {
+	msg := func(header string) testMail {
+		return testMail{from: "bench@example.com", to: []string{"b@example.com"}, subject: "x", header: header}
+	}
+	for _, m := range []testMail{
+		msg("X-Bench-Sent: " + strconv.FormatInt(sent, 10) + "\r\n"),
+		msg(""),
+		msg("X-Bench-Sent: soon\r\n"),
+	} {
 		if err := m.send(s.smtp); err != nil {
 			t.Fatal(err)
 		}
@@ -427,14 +431,31 @@ func TestSinkLatencyFromEnvelope(t *testing.T) {
 	var lat sinkLatencies
 	sinkCall(t, http.MethodGet, s.http+"/latencies", &lat)
 	if lat.Count != 1 || len(lat.LatenciesNS) != 1 || lat.Invalid != 1 {
-		t.Fatalf("latencies = %+v, want one from the tagged sender and one invalid", lat)
+		t.Fatalf("latencies = %+v, want one valid and one invalid", lat)
 	}
-	if d := lat.LatenciesNS[0]; d < 0 || lat.LastArrivalNS-sent != d {
-		t.Errorf("latency %d ns, arrival %d, sent %d", d, lat.LastArrivalNS, sent)
+	if d := lat.LatenciesNS[0]; d < 0 || lat.FirstArrivalNS-sent != d {
+		t.Errorf("latency %d ns, first arrival %d, sent %d", d, lat.FirstArrivalNS, sent)
 	}
 	var stored []sinkMessage
 	sinkCall(t, http.MethodGet, s.http+"/messages", &stored)
 	if st := s.stats(t); st.Messages != 3 || len(stored) != 0 {
 		t.Errorf("stats %+v with %d stored, want 3 counted and none stored", st, len(stored))
+	}
+}
+
+// With --latency-header "" and no --store the sink only counts.
+func TestSinkCountOnly(t *testing.T) {
+	t.Parallel()
+	s := startSink(t, "--latency-header", "")
+	m := testMail{from: "a@example.com", to: []string{"b@example.com"}, subject: "x", header: "X-Bench-Sent: 1\r\n"}
+	if err := m.send(s.smtp); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.stats(t); st.Messages != 1 || st.Bytes == 0 {
+		t.Errorf("stats %+v, want 1 message with its bytes", st)
+	}
+	var detail map[string]string
+	if code := sinkCall(t, http.MethodGet, s.http+"/latencies", &detail); code != http.StatusConflict {
+		t.Errorf("GET /latencies with no latency header: HTTP %d %v", code, detail)
 	}
 }
