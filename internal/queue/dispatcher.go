@@ -209,18 +209,28 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 		resetTimer(timer, wait)
 
-		select {
-		case <-ctx.Done():
-			return d.drain(sendCancel, &workers)
-		case <-d.kick:
-		case <-d.done:
-		case <-d.runNow:
-			draining = d.opts.TestMode
-		case <-timer.C:
-		case <-renew.C:
-			d.renewLeases(ctx)
-		case <-gauge.C:
-			d.updatePending(ctx)
+		// Only work can start a claim round: a kick, a finished send, run-now
+		// or the due timer. Housekeeping ticks are served in place, with the
+		// timer left running.
+	sleep:
+		for {
+			select {
+			case <-ctx.Done():
+				return d.drain(sendCancel, &workers)
+			case <-d.kick:
+				break sleep
+			case <-d.done:
+				break sleep
+			case <-d.runNow:
+				draining = d.opts.TestMode
+				break sleep
+			case <-timer.C:
+				break sleep
+			case <-renew.C:
+				d.renewLeases(ctx)
+			case <-gauge.C:
+				d.updatePending(ctx)
+			}
 		}
 	}
 }
