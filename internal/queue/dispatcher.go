@@ -168,8 +168,12 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	defer sendCancel()
 	var workers sync.WaitGroup
 
-	renew := time.NewTicker(d.opts.Lease / 3)
-	defer renew.Stop()
+	// Renewal runs on its own, so a slow claim or store call in this loop
+	// can never let a held lease lapse.
+	renewCtx, stopRenew := context.WithCancel(context.WithoutCancel(ctx))
+	renewDone := make(chan struct{})
+	go d.renewLoop(renewCtx, renewDone)
+	defer func() { stopRenew(); <-renewDone }()
 	gauge := time.NewTicker(5 * time.Second)
 	defer gauge.Stop()
 	timer := time.NewTimer(0)
@@ -210,8 +214,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		resetTimer(timer, wait)
 
 		// Only work can start a claim round: a kick, a finished send, run-now
-		// or the due timer. Housekeeping ticks are served in place, with the
-		// timer left running.
+		// or the due timer. The gauge tick is served in place, with the timer
+		// left running.
 	sleep:
 		for {
 			select {
@@ -226,8 +230,6 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 				break sleep
 			case <-timer.C:
 				break sleep
-			case <-renew.C:
-				d.renewLeases(ctx)
 			case <-gauge.C:
 				d.updatePending(ctx)
 			}
@@ -418,6 +420,30 @@ func (d *Dispatcher) drain(sendCancel context.CancelFunc, workers *sync.WaitGrou
 		<-finished
 	}
 	return nil
+}
+
+// renewLoop renews held leases every third of their length until ctx ends
+// (after the drain, so claims still draining keep their leases).
+func (d *Dispatcher) renewLoop(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	defer func() {
+		if r := recover(); r != nil {
+			d.log.Error("panic in lease renewal", "panic", r, "stack", string(debug.Stack()))
+			if d.opts.Metrics != nil {
+				d.opts.Metrics.Panics.Inc()
+			}
+		}
+	}()
+	t := time.NewTicker(d.opts.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.renewLeases(ctx)
+		}
+	}
 }
 
 // renewLeases extends the leases of every claim this instance still holds.

@@ -67,7 +67,9 @@ func setupWith(t *testing.T, opts Options, acct func(*store.Account), attachOpts
 func setupFull(t *testing.T, opts Options, acct func(*store.Account), attachOpts attach.Options, smtpOpts testsmtp.Options, faults ...testsmtp.Fault) *bundle {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "q.db"), sqlite.Options{})
+	clk := &clock{now: base}
+	// The store reads the same clock for the times the interface does not pass.
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "q.db"), sqlite.Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +89,6 @@ func setupFull(t *testing.T, opts Options, acct func(*store.Account), attachOpts
 	if err := st.UpsertAccount(ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{now: base}
 	m := metrics.New()
 	opts.Owner = "test-instance"
 	opts.Now = clk.Now
@@ -97,7 +98,7 @@ func setupFull(t *testing.T, opts Options, acct func(*store.Account), attachOpts
 	}
 	pool := smtppool.New(smtppool.Options{})
 	// Short reply timeouts keep the stall test quick; real defaults are 30 s.
-	sender, err := delivery.NewSender(delivery.SenderOptions{Pool: pool, ReplyTimeout: time.Second, SessionTimeout: 2 * time.Second})
+	sender, err := delivery.NewSender(delivery.SenderOptions{Pool: pool, ReplyTimeout: 3 * time.Second, SessionTimeout: 4 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -540,6 +541,39 @@ func TestServerDownThenUp(t *testing.T) {
 	b.clock.Add(time.Minute)
 	b.d.Wake()
 	if ev := b.waitEvents(t, "m1", 2); ev[1] != "sent:" || b.srv.Count() != 1 {
+		t.Fatalf("events %v, %d accepted; want sent once", ev, b.srv.Count())
+	}
+}
+
+// A send that outlives its lease keeps the message: the dispatcher renews
+// the lease while it holds the claim, so another instance cannot take it.
+func TestLongSendKeepsItsLease(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{Lease: 300 * time.Millisecond}, nil,
+		testsmtp.Delay(testsmtp.StageData, 2*time.Second).Next(1))
+	b.enqueue(t, store.NewMessage{ID: "slow"})
+	b.run()
+	waitFor(t, "the claim", func() bool { return b.record(t, "slow").LeaseOwner != "" })
+	// Time moves on in steps shorter than the lease, as a real clock does;
+	// each step waits for a renewal to cover it. Ten steps put the clock
+	// well past the original lease.
+	for range 10 {
+		b.clock.Add(200 * time.Millisecond)
+		waitFor(t, "a renewed lease", func() bool {
+			r := b.record(t, "slow")
+			return r.LeaseUntil != nil && r.LeaseUntil.Sub(b.clock.Now()) > 150*time.Millisecond
+		})
+	}
+	other, err := b.st.Claim(context.Background(), store.ClaimRequest{Owner: "other-instance", Now: b.clock.Now(),
+		Lease: time.Minute, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(other) != 0 {
+		t.Fatalf("another instance claimed a message still being sent: %+v", other[0].Message)
+	}
+	waitFor(t, "the slow send", func() bool { return len(b.events(t, "slow")) == 1 })
+	if ev := b.events(t, "slow"); ev[0] != "sent:" || b.srv.Count() != 1 {
 		t.Fatalf("events %v, %d accepted; want sent once", ev, b.srv.Count())
 	}
 }
