@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/google/uuid"
 
 	"github.com/mailproxy/mailproxy/internal/auth"
 	"github.com/mailproxy/mailproxy/internal/store"
@@ -703,7 +702,9 @@ func (s *server) enqueue(c *call, items []item, defaultPrio *int) (any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("encode payload: %w", err)
 		}
-		nm := store.NewMessage{PK: uuid.NewString(), TenantID: tenant, ID: it.id,
+		// PK left empty: the store makes a time-ordered one, which keeps
+		// inserts local in its primary-key index (random v4 keys halve batch speed).
+		nm := store.NewMessage{TenantID: tenant, ID: it.id,
 			AccountID: it.payload.AccountID, Priority: it.payload.Priority, Payload: payload,
 			DeferredUntil: it.deferredUntil, RejectReason: reasons[i]}
 		if it.payload.BatchCode != "" {
