@@ -50,26 +50,26 @@ type globals struct {
 
 type root struct {
 	globals
-	secretCmds
 
-	Serve     serveCmd      `cmd:"" help:"Run the mail proxy service."`
-	Version   versionCmd    `cmd:"" help:"Print the version."`
-	ConfigCmd configCmd     `cmd:"" name:"config" help:"Print every configuration variable with its value, default and meaning."`
-	GenKey    genKeyCmd     `cmd:"" name:"gen-key" help:"Print a new encryption key (base64 of 32 random bytes)."`
-	TokenCmd  tokenCmd      `cmd:"" name:"token" help:"Show the stored admin token (local, reads the store)."`
-	Migrate   migrateCmd    `cmd:"" help:"Create or upgrade the store schema."`
-	Status    statusCmd     `cmd:"" help:"Show whether the instance runs its dispatcher."`
-	Stats     statsCmd      `cmd:"" help:"Show message counts per tenant."`
-	RunNow    runNowCmd     `cmd:"" name:"run-now" help:"Wake the dispatcher and report loop now."`
-	Suspend   suspendCmd    `cmd:"" help:"Suspend sending for the tenant (or one batch)."`
-	Activate  activateCmd   `cmd:"" help:"Resume sending for the tenant (or one batch)."`
-	Tenants   tenantsCmd    `cmd:"" help:"Manage tenants."`
-	Accounts  accountsCmd   `cmd:"" help:"Manage SMTP accounts."`
-	Messages  messagesCmd   `cmd:"" help:"List, show, delete and clean up messages."`
-	CmdLog    commandLogCmd `cmd:"" name:"command-log" help:"List recorded API commands."`
-	Send      sendCmd       `cmd:"" help:"Submit one message."`
-	Sink      sinkCmd       `cmd:"" help:"Run a local SMTP sink for tests: counts or stores messages, injects faults, reports over HTTP."`
-	Bench     benchCmd      `cmd:"" help:"Load-test a running instance: enqueue N messages, wait for them at a sink, print rates and latencies."`
+	Serve     serveCmd   `cmd:"" help:"Run the mail proxy service."`
+	Version   versionCmd `cmd:"" help:"Print the version."`
+	ConfigCmd configCmd  `cmd:"" name:"config" help:"Print every configuration variable with its value, default and meaning."`
+	GenKey    genKeyCmd  `cmd:"" name:"gen-key" help:"Print a new encryption key (base64 of 32 random bytes)."`
+	TokenCmd  tokenCmd   `cmd:"" name:"token" help:"Show the stored admin token (local, reads the store)."`
+	Migrate   migrateCmd `cmd:"" help:"Create or upgrade the store schema."`
+	secretCmds
+	Status   statusCmd     `cmd:"" help:"Show whether the instance runs its dispatcher."`
+	Stats    statsCmd      `cmd:"" help:"Show message counts per tenant."`
+	RunNow   runNowCmd     `cmd:"" name:"run-now" help:"Wake the dispatcher and report loop now."`
+	Suspend  suspendCmd    `cmd:"" help:"Suspend sending for the tenant (or one batch)."`
+	Activate activateCmd   `cmd:"" help:"Resume sending for the tenant (or one batch)."`
+	Tenants  tenantsCmd    `cmd:"" help:"Manage tenants."`
+	Accounts accountsCmd   `cmd:"" help:"Manage SMTP accounts."`
+	Messages messagesCmd   `cmd:"" help:"List, show, delete and clean up messages."`
+	CmdLog   commandLogCmd `cmd:"" name:"command-log" help:"List recorded API commands."`
+	Send     sendCmd       `cmd:"" help:"Submit one message."`
+	Sink     sinkCmd       `cmd:"" help:"Run a local SMTP sink for tests: counts or stores messages, injects faults, reports over HTTP."`
+	Bench    benchCmd      `cmd:"" help:"Load-test a running instance: enqueue N messages, wait for them at a sink, print rates and latencies."`
 }
 
 // env is what every command's Run receives: the process-level inputs of Main.
