@@ -72,12 +72,3 @@ func dedupe(vals []string) []string {
 	}
 	return out
 }
-
-// floorDiv is integer division rounding toward negative infinity.
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if (a%b != 0) && ((a < 0) != (b < 0)) {
-		q--
-	}
-	return q
-}

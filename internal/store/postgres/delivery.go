@@ -226,8 +226,8 @@ func (s *Store) RecordOutcome(ctx context.Context, o store.Outcome) error {
 				return err
 			}
 			// Minute, hour, day: the order ReserveRate locks them in.
-			for _, w := range windowsAt(r.At) {
-				if _, err := tx.Exec(ctx, qRateRelease, r.TenantID, r.AccountID, w.span, w.start); err != nil {
+			for _, w := range store.Windows(r.At) {
+				if _, err := tx.Exec(ctx, qRateRelease, r.TenantID, r.AccountID, w.Span, w.Start); err != nil {
 					return fmt.Errorf("release rate: %w", err)
 				}
 			}

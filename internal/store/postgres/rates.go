@@ -11,22 +11,6 @@ import (
 	"github.com/mailproxy/mailproxy/internal/store"
 )
 
-// window is one fixed, epoch-aligned rate window (ratelimits.md §2).
-type window struct {
-	span       string
-	start, end int64 // Unix ms
-}
-
-// windowsAt returns the minute, hour and day windows containing t.
-func windowsAt(t time.Time) [3]window {
-	now := ms(t)
-	at := func(span string, length int64) window {
-		start := floorDiv(now, length) * length
-		return window{span: span, start: start, end: start + length}
-	}
-	return [3]window{at("minute", 60_000), at("hour", 3_600_000), at("day", 86_400_000)}
-}
-
 // errWindowFull rolls a reservation back; the decision says which window.
 var errWindowFull = errors.New("rate window full")
 
@@ -40,7 +24,7 @@ func (s *Store) ReserveRate(ctx context.Context, req store.RateRequest) (store.R
 	if limits[0] <= 0 && limits[1] <= 0 && limits[2] <= 0 {
 		return store.RateDecision{OK: true}, nil
 	}
-	win := windowsAt(req.Now)
+	win := store.Windows(req.Now)
 	var dec store.RateDecision
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		dec = store.RateDecision{OK: true}
@@ -49,11 +33,11 @@ func (s *Store) ReserveRate(ctx context.Context, req store.RateRequest) (store.R
 				continue
 			}
 			var n int
-			err := tx.QueryRow(ctx, qRateReserve, req.TenantID, req.AccountID, win[i].span, win[i].start,
-				win[i].end, lim).Scan(&n)
+			err := tx.QueryRow(ctx, qRateReserve, req.TenantID, req.AccountID, win[i].Span, win[i].Start,
+				win[i].End, lim).Scan(&n)
 			switch {
 			case isNoRows(err):
-				dec = store.RateDecision{Window: win[i].span, WindowEnd: fromMS(win[i].end)}
+				dec = store.RateDecision{Window: win[i].Span, WindowEnd: fromMS(win[i].End)}
 				return errWindowFull
 			case isForeignKey(err):
 				return fmt.Errorf("tenant %q: %w", req.TenantID, store.ErrTenantNotFound)
@@ -74,8 +58,8 @@ func (s *Store) ReserveRate(ctx context.Context, req store.RateRequest) (store.R
 
 // RateUsage returns the counts of the windows containing now.
 func (s *Store) RateUsage(ctx context.Context, tenantID, accountID string, now time.Time) (store.RateUsage, error) {
-	win := windowsAt(now)
-	rows, err := s.pool.Query(ctx, qRateUsage, tenantID, accountID, win[0].start, win[1].start, win[2].start)
+	win := store.Windows(now)
+	rows, err := s.pool.Query(ctx, qRateUsage, tenantID, accountID, win[0].Start, win[1].Start, win[2].Start)
 	if err != nil {
 		return store.RateUsage{}, fmt.Errorf("postgres: rate usage: %w", err)
 	}
@@ -85,14 +69,7 @@ func (s *Store) RateUsage(ctx context.Context, tenantID, accountID string, now t
 		n    int
 	)
 	_, err = pgx.ForEachRow(rows, []any{&span, &n}, func() error {
-		switch span {
-		case "minute":
-			u.Minute = n
-		case "hour":
-			u.Hour = n
-		case "day":
-			u.Day = n
-		}
+		u.Set(span, n)
 		return nil
 	})
 	if err != nil {

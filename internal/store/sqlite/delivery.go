@@ -279,8 +279,8 @@ func recordOutcome(w *wtx, o store.Outcome, at time.Time) error {
 		}
 	}
 	if r := o.ReleaseRate; r != nil {
-		win := windowsAt(r.At)
-		if _, err := w.exec(qRateRelease, r.TenantID, r.AccountID, win[0].start, win[1].start, win[2].start); err != nil {
+		win := store.Windows(r.At)
+		if _, err := w.exec(qRateRelease, r.TenantID, r.AccountID, win[0].Start, win[1].Start, win[2].Start); err != nil {
 			return fmt.Errorf("release rate: %w", err)
 		}
 	}
