@@ -305,9 +305,9 @@ func enqueueRound(ctx context.Context, tx pgx.Tx, items []store.NewMessage, pks 
 // ListMessages lists messages with their tenant name and latest events, from
 // one snapshot.
 func (s *Store) ListMessages(ctx context.Context, f store.MessageFilter, now time.Time) ([]store.MessageRecord, error) {
-	var out []store.MessageRecord
+	var list *store.RecordList
 	err := s.readTx(ctx, func(tx pgx.Tx) error {
-		out = []store.MessageRecord{}
+		list = store.NewRecordList(f.IncludeHistory)
 		rows, err := tx.Query(ctx, qListMessages, f.TenantID, f.ActiveOnly, sqlLimit(f.Limit), max(f.Offset, 0))
 		if err != nil {
 			return err
@@ -316,20 +316,15 @@ func (s *Store) ListMessages(ctx context.Context, f store.MessageFilter, now tim
 			d    messageDest
 			name *string
 		)
-		index := map[string]int{}
-		var pks []string
 		_, err = pgx.ForEachRow(rows, append(d.targets(), &name), func() error {
-			m := d.message()
-			index[m.PK] = len(out)
-			pks = append(pks, m.PK)
-			out = append(out, store.MessageRecord{Message: m, TenantName: name})
+			list.AddMessage(d.message(), name)
 			name = nil
 			return nil
 		})
-		if err != nil || len(pks) == 0 {
+		if err != nil || len(list.PKs()) == 0 {
 			return err
 		}
-		erows, err := tx.Query(ctx, qEventsOfMessages, pks)
+		erows, err := tx.Query(ctx, qEventsOfMessages, list.PKs())
 		if err != nil {
 			return err
 		}
@@ -339,32 +334,16 @@ func (s *Store) ListMessages(ctx context.Context, f store.MessageFilter, now tim
 			if err != nil {
 				return err
 			}
-			addEvent(&out[index[e.MessagePK]], e, f.IncludeHistory)
+			if err := list.AddEvent(e); err != nil {
+				return err
+			}
 		}
 		return erows.Err()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list messages: %w", err)
 	}
-	return out, nil
-}
-
-// addEvent folds one event (arriving in (At, ID) order) into the record.
-func addEvent(r *store.MessageRecord, e store.Event, history bool) {
-	ev := e
-	r.LatestEvent = &ev
-	switch e.Type {
-	case store.EventError:
-		r.LatestError = &ev
-	case store.EventBounce:
-		r.Bounce = &ev
-	}
-	if r.FinalAt != nil && (e.Type == store.EventSent || e.Type == store.EventError) {
-		r.Final = &ev
-	}
-	if history {
-		r.History = append(r.History, e)
-	}
+	return list.Records(), nil
 }
 
 // DeleteMessages deletes the tenant's messages by client id, with their events.

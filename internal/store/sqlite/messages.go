@@ -169,37 +169,33 @@ func enqueue(w *wtx, items []store.NewMessage, now time.Time) ([]store.EnqueueRe
 
 // ListMessages lists messages with their tenant name and latest events.
 func (s *Store) ListMessages(ctx context.Context, f store.MessageFilter, now time.Time) ([]store.MessageRecord, error) {
-	out := []store.MessageRecord{}
+	list := store.NewRecordList(f.IncludeHistory)
 	err := s.readTx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, qListMessages, f.TenantID, boolInt(f.ActiveOnly), sqlLimit(f.Limit), max(f.Offset, 0))
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
-		index := map[string]int{}
-		var pks []string
 		for rows.Next() {
 			var name sql.NullString
 			m, err := scanMessage(rows, &name)
 			if err != nil {
 				return err
 			}
-			index[m.PK] = len(out)
-			pks = append(pks, m.PK)
-			out = append(out, store.MessageRecord{Message: m, TenantName: strPtr(name)})
+			list.AddMessage(m, strPtr(name))
 		}
 		if err := rows.Err(); err != nil {
 			return err
 		}
 		rows.Close()
-		if len(pks) == 0 {
+		if len(list.PKs()) == 0 {
 			return nil
 		}
-		list, err := jsonList(pks)
+		pks, err := jsonList(list.PKs())
 		if err != nil {
 			return err
 		}
-		erows, err := tx.QueryContext(ctx, qEventsOfMessages, list)
+		erows, err := tx.QueryContext(ctx, qEventsOfMessages, pks)
 		if err != nil {
 			return err
 		}
@@ -209,33 +205,16 @@ func (s *Store) ListMessages(ctx context.Context, f store.MessageFilter, now tim
 			if err != nil {
 				return err
 			}
-			r := &out[index[e.MessagePK]]
-			addEvent(r, e, f.IncludeHistory)
+			if err := list.AddEvent(e); err != nil {
+				return err
+			}
 		}
 		return erows.Err()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list messages: %w", err)
 	}
-	return out, nil
-}
-
-// addEvent folds one event (arriving in (At, ID) order) into the record.
-func addEvent(r *store.MessageRecord, e store.Event, history bool) {
-	ev := e
-	r.LatestEvent = &ev
-	switch e.Type {
-	case store.EventError:
-		r.LatestError = &ev
-	case store.EventBounce:
-		r.Bounce = &ev
-	}
-	if r.FinalAt != nil && (e.Type == store.EventSent || e.Type == store.EventError) {
-		r.Final = &ev
-	}
-	if history {
-		r.History = append(r.History, e)
-	}
+	return list.Records(), nil
 }
 
 // DeleteMessages deletes the tenant's messages by client id, with their events.
