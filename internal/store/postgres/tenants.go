@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -14,13 +13,7 @@ import (
 
 // GetInstance returns the instance settings, or the defaults when none are stored.
 func (s *Store) GetInstance(ctx context.Context) (store.Instance, error) {
-	inst := store.Instance{
-		Name:               "mail-proxy",
-		Edition:            "ee",
-		BounceIMAPPort:     993,
-		BounceIMAPFolder:   "INBOX",
-		BouncePollInterval: 60,
-	}
+	inst := store.DefaultInstance()
 	var created, updated int64
 	err := s.pool.QueryRow(ctx, qGetInstance).Scan(&inst.Name, &inst.APIToken, &inst.Edition, &inst.BounceEnabled,
 		&inst.BounceIMAPHost, &inst.BounceIMAPPort, &inst.BounceIMAPUser, &inst.BounceIMAPPassword,
@@ -69,12 +62,8 @@ func scanTenant(sc scanner) (store.Tenant, error) {
 	if err != nil {
 		return store.Tenant{}, err
 	}
-	if auth != nil {
-		var ca store.ClientAuth
-		if err := json.Unmarshal([]byte(*auth), &ca); err != nil {
-			return store.Tenant{}, fmt.Errorf("tenant %q: decode client_auth: %w", t.ID, err)
-		}
-		t.ClientAuth = &ca
+	if t.ClientAuth, err = store.DecodeClientAuth(auth); err != nil {
+		return store.Tenant{}, fmt.Errorf("tenant %q: %w", t.ID, err)
 	}
 	t.RateLimits = jsonRaw(rateLimits)
 	t.LargeFileConfig = jsonRaw(largeFile)
@@ -82,22 +71,8 @@ func scanTenant(sc scanner) (store.Tenant, error) {
 	t.PrevSigningSecretUntil = timePtr(prevUntil)
 	t.CreatedAt = fromMS(created)
 	t.UpdatedAt = fromMS(updated)
-	t.SuspendedBatches = normalizeSuspended(suspended)
+	t.SuspendedBatches = store.NormalizeSuspended(suspended)
 	return t, nil
-}
-
-// normalizeSuspended makes a full suspension read as exactly ["*"] and no
-// suspension as an empty, non-nil list.
-func normalizeSuspended(codes []string) []string {
-	for _, c := range codes {
-		if c == store.SuspendAll {
-			return []string{store.SuspendAll}
-		}
-	}
-	if codes == nil {
-		return []string{}
-	}
-	return codes
 }
 
 // UpsertTenant creates or replaces the tenant's payload fields.
@@ -105,14 +80,9 @@ func (s *Store) UpsertTenant(ctx context.Context, t store.Tenant) (bool, error) 
 	if t.ID == "" {
 		return false, errors.New("postgres: upsert tenant: empty id")
 	}
-	var auth *string
-	if t.ClientAuth != nil {
-		b, err := json.Marshal(t.ClientAuth)
-		if err != nil {
-			return false, fmt.Errorf("postgres: upsert tenant: encode client_auth: %w", err)
-		}
-		v := string(b)
-		auth = &v
+	auth, err := store.EncodeClientAuth(t.ClientAuth)
+	if err != nil {
+		return false, fmt.Errorf("postgres: upsert tenant: %w", err)
 	}
 	updated := s.stamp(t.UpdatedAt)
 	createdAt := t.CreatedAt
@@ -120,7 +90,7 @@ func (s *Store) UpsertTenant(ctx context.Context, t store.Tenant) (bool, error) 
 		createdAt = updated
 	}
 	var created bool
-	err := s.pool.QueryRow(ctx, qUpsertTenant, t.ID, t.Name, auth, t.ClientBaseURL, t.ClientSyncPath,
+	err = s.pool.QueryRow(ctx, qUpsertTenant, t.ID, t.Name, auth, t.ClientBaseURL, t.ClientSyncPath,
 		t.ClientAttachmentPath, nullJSON(t.RateLimits), nullJSON(t.LargeFileConfig), t.Active,
 		ms(createdAt), ms(updated)).Scan(&created)
 	if err != nil {
@@ -281,10 +251,7 @@ func (s *Store) Activate(ctx context.Context, tenantID string, batchCode *string
 // "*" means the whole tenant.
 func (s *Store) suspension(ctx context.Context, op, tenantID string, batchCode *string,
 	change func(tx pgx.Tx, code *string) error) (store.SuspendResult, error) {
-	code := batchCode
-	if code != nil && (*code == "" || *code == store.SuspendAll) {
-		code = nil
-	}
+	code := store.SuspensionBatch(batchCode)
 	var res store.SuspendResult
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		var one int
@@ -306,7 +273,7 @@ func (s *Store) suspension(ctx context.Context, op, tenantID string, batchCode *
 		if err != nil {
 			return err
 		}
-		res.SuspendedBatches = normalizeSuspended(codes)
+		res.SuspendedBatches = store.NormalizeSuspended(codes)
 		return tx.QueryRow(ctx, qPendingOfTenant, tenantID, code).Scan(&res.PendingMessages)
 	})
 	if err != nil {

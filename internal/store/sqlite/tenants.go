@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -21,13 +20,7 @@ func (s *Store) stamp(t time.Time) time.Time {
 
 // GetInstance returns the instance settings, or the defaults when none are stored.
 func (s *Store) GetInstance(ctx context.Context) (store.Instance, error) {
-	inst := store.Instance{
-		Name:               "mail-proxy",
-		Edition:            "ee",
-		BounceIMAPPort:     993,
-		BounceIMAPFolder:   "INBOX",
-		BouncePollInterval: 60,
-	}
+	inst := store.DefaultInstance()
 	var (
 		host, user, returnPath sql.NullString
 		enabled, ssl           int64
@@ -87,12 +80,8 @@ func scanTenant(sc scanner) (store.Tenant, error) {
 		return store.Tenant{}, err
 	}
 	t.Name = strPtr(name)
-	if auth.Valid {
-		var ca store.ClientAuth
-		if err := json.Unmarshal([]byte(auth.String), &ca); err != nil {
-			return store.Tenant{}, fmt.Errorf("tenant %q: decode client_auth: %w", t.ID, err)
-		}
-		t.ClientAuth = &ca
+	if t.ClientAuth, err = store.DecodeClientAuth(strPtr(auth)); err != nil {
+		return store.Tenant{}, fmt.Errorf("tenant %q: %w", t.ID, err)
 	}
 	t.ClientBaseURL = strPtr(baseURL)
 	t.ClientSyncPath = strPtr(syncPath)
@@ -121,17 +110,7 @@ func suspendedOf(rows *sql.Rows, err error) ([]string, error) {
 		}
 		out = append(out, code)
 	}
-	return normalizeSuspended(out), rows.Err()
-}
-
-// normalizeSuspended makes a full suspension read as exactly ["*"].
-func normalizeSuspended(codes []string) []string {
-	for _, c := range codes {
-		if c == store.SuspendAll {
-			return []string{store.SuspendAll}
-		}
-	}
-	return codes
+	return store.NormalizeSuspended(out), rows.Err()
 }
 
 // UpsertTenant creates or replaces the tenant's payload fields.
@@ -139,13 +118,9 @@ func (s *Store) UpsertTenant(ctx context.Context, t store.Tenant) (bool, error) 
 	if t.ID == "" {
 		return false, fmt.Errorf("sqlite: upsert tenant: empty id")
 	}
-	var auth any
-	if t.ClientAuth != nil {
-		b, err := json.Marshal(t.ClientAuth)
-		if err != nil {
-			return false, fmt.Errorf("sqlite: upsert tenant: encode client_auth: %w", err)
-		}
-		auth = string(b)
+	auth, err := store.EncodeClientAuth(t.ClientAuth)
+	if err != nil {
+		return false, fmt.Errorf("sqlite: upsert tenant: %w", err)
 	}
 	updated := s.stamp(t.UpdatedAt)
 	createdAt := t.CreatedAt
@@ -153,7 +128,7 @@ func (s *Store) UpsertTenant(ctx context.Context, t store.Tenant) (bool, error) 
 		createdAt = updated
 	}
 	var created bool
-	err := s.write(ctx, func(w *wtx) error {
+	err = s.write(ctx, func(w *wtx) error {
 		var one int
 		err := w.queryRow(qTenantExists, t.ID).Scan(&one)
 		switch {
@@ -162,7 +137,7 @@ func (s *Store) UpsertTenant(ctx context.Context, t store.Tenant) (bool, error) 
 		case err != nil:
 			return err
 		}
-		_, err = w.exec(qUpsertTenant, t.ID, nullStr(t.Name), auth, nullStr(t.ClientBaseURL),
+		_, err = w.exec(qUpsertTenant, t.ID, nullStr(t.Name), nullStr(auth), nullStr(t.ClientBaseURL),
 			nullStr(t.ClientSyncPath), nullStr(t.ClientAttachmentPath), nullJSON(t.RateLimits),
 			nullJSON(t.LargeFileConfig), boolInt(t.Active), ms(createdAt), ms(updated))
 		return err
@@ -243,7 +218,7 @@ func fillSuspended(ctx context.Context, tx *sql.Tx, tenants []store.Tenant) erro
 	}
 	for i := range tenants {
 		if codes, ok := byID[tenants[i].ID]; ok {
-			tenants[i].SuspendedBatches = normalizeSuspended(codes)
+			tenants[i].SuspendedBatches = store.NormalizeSuspended(codes)
 		}
 	}
 	return nil
@@ -395,10 +370,7 @@ func suspendedAll(w *wtx, tenantID string) (bool, error) {
 // A batch code "*" means the whole tenant.
 func (s *Store) suspension(ctx context.Context, op, tenantID string, batchCode *string,
 	change func(w *wtx, code *string) error) (store.SuspendResult, error) {
-	code := batchCode
-	if code != nil && (*code == "" || *code == store.SuspendAll) {
-		code = nil
-	}
+	code := store.SuspensionBatch(batchCode)
 	var res store.SuspendResult
 	err := s.write(ctx, func(w *wtx) error {
 		var one int

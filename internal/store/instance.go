@@ -1,0 +1,13 @@
+package store
+
+// DefaultInstance is the instance settings a store reports before any are
+// stored (api.md §4.3).
+func DefaultInstance() Instance {
+	return Instance{
+		Name:               "mail-proxy",
+		Edition:            "ee",
+		BounceIMAPPort:     993,
+		BounceIMAPFolder:   "INBOX",
+		BouncePollInterval: 60,
+	}
+}
