@@ -59,16 +59,3 @@ func sqlLimit(n int) *int64 {
 	v := int64(n)
 	return &v
 }
-
-// dedupe keeps the first of each string, in order.
-func dedupe(vals []string) []string {
-	seen := make(map[string]bool, len(vals))
-	out := make([]string, 0, len(vals))
-	for _, v := range vals {
-		if !seen[v] {
-			seen[v] = true
-			out = append(out, v)
-		}
-	}
-	return out
-}

@@ -150,7 +150,7 @@ func (s *Store) RenewLease(ctx context.Context, owner string, pks []string, unti
 	if owner == "" || len(pks) == 0 {
 		return []string{}, nil
 	}
-	pks = dedupe(pks)
+	pks = store.UniqueIDs(pks)
 	rows, err := s.pool.Query(ctx, qRenewLease, ms(until), pks, owner)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: renew lease: %w", err)
@@ -163,13 +163,7 @@ func (s *Store) RenewLease(ctx context.Context, owner string, pks []string, unti
 	for _, pk := range got {
 		renewed[pk] = true
 	}
-	out := []string{}
-	for _, pk := range pks {
-		if renewed[pk] {
-			out = append(out, pk)
-		}
-	}
-	return out, nil
+	return store.IDsIn(pks, renewed), nil
 }
 
 // RecordOutcome ends an attempt if owner still holds it (same attempt): the

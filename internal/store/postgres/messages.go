@@ -348,7 +348,7 @@ func (s *Store) ListMessages(ctx context.Context, f store.MessageFilter, now tim
 
 // DeleteMessages deletes the tenant's messages by client id, with their events.
 func (s *Store) DeleteMessages(ctx context.Context, tenantID string, ids []string) (store.DeleteResult, error) {
-	ids = dedupe(ids)
+	ids = store.UniqueIDs(ids)
 	var res store.DeleteResult
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		res = store.DeleteResult{NotFound: []string{}, Unauthorized: []string{}}
@@ -389,13 +389,7 @@ func (s *Store) DeleteMessages(ctx context.Context, tenantID string, ids []strin
 		for _, id := range others {
 			elsewhere[id] = true
 		}
-		for _, id := range missing {
-			if elsewhere[id] {
-				res.Unauthorized = append(res.Unauthorized, id)
-			} else {
-				res.NotFound = append(res.NotFound, id)
-			}
-		}
+		res.AddMissing(missing, elsewhere)
 		return nil
 	})
 	if err != nil {

@@ -144,16 +144,3 @@ func duplicate(err error) error {
 	}
 	return err
 }
-
-// dedupe keeps the first of each string, in order.
-func dedupe(vals []string) []string {
-	seen := make(map[string]bool, len(vals))
-	out := make([]string, 0, len(vals))
-	for _, v := range vals {
-		if !seen[v] {
-			seen[v] = true
-			out = append(out, v)
-		}
-	}
-	return out
-}

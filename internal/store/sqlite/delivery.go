@@ -190,7 +190,7 @@ func (s *Store) RenewLease(ctx context.Context, owner string, pks []string, unti
 	if owner == "" || len(pks) == 0 {
 		return []string{}, nil
 	}
-	pks = dedupe(pks)
+	pks = store.UniqueIDs(pks)
 	list, err := jsonList(pks)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: renew lease: %w", err)
@@ -215,13 +215,7 @@ func (s *Store) RenewLease(ctx context.Context, owner string, pks []string, unti
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: renew lease: %w", err)
 	}
-	out := []string{}
-	for _, pk := range pks {
-		if renewed[pk] {
-			out = append(out, pk)
-		}
-	}
-	return out, nil
+	return store.IDsIn(pks, renewed), nil
 }
 
 // RecordOutcome ends an attempt if owner still holds it (same attempt).

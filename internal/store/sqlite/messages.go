@@ -219,7 +219,7 @@ func (s *Store) ListMessages(ctx context.Context, f store.MessageFilter, now tim
 
 // DeleteMessages deletes the tenant's messages by client id, with their events.
 func (s *Store) DeleteMessages(ctx context.Context, tenantID string, ids []string) (store.DeleteResult, error) {
-	ids = dedupe(ids)
+	ids = store.UniqueIDs(ids)
 	res := store.DeleteResult{NotFound: []string{}, Unauthorized: []string{}}
 	err := s.write(ctx, func(w *wtx) error {
 		res = store.DeleteResult{NotFound: []string{}, Unauthorized: []string{}}
@@ -258,13 +258,7 @@ func (s *Store) DeleteMessages(ctx context.Context, tenantID string, ids []strin
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		for _, id := range missing {
-			if elsewhere[id] {
-				res.Unauthorized = append(res.Unauthorized, id)
-			} else {
-				res.NotFound = append(res.NotFound, id)
-			}
-		}
+		res.AddMissing(missing, elsewhere)
 		return nil
 	})
 	if err != nil {
