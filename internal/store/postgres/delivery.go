@@ -57,7 +57,7 @@ func claim(ctx context.Context, tx pgx.Tx, req store.ClaimRequest) ([]store.Clai
 
 	var exTenants, exAccounts []string
 	for key := range req.SkipAccounts {
-		if tenantID, accountID, ok := splitAccountKey(key); ok {
+		if tenantID, accountID, ok := store.SplitAccountKey(key); ok {
 			exTenants = append(exTenants, tenantID)
 			exAccounts = append(exAccounts, accountID)
 		}
@@ -99,16 +99,14 @@ func claim(ctx context.Context, tx pgx.Tx, req store.ClaimRequest) ([]store.Clai
 			_, err := pgx.ForEachRow(rows, dest, func() error {
 				c := store.Claim{Message: d.message()}
 				k := msgKey{c.Message.TenantID, c.Message.AccountID}
-				limit := req.PerAccount
+				var batchSize *int
 				if hasAccount {
 					acc := a
 					acc.CreatedAt, acc.UpdatedAt = fromMS(aCreated), fromMS(aUpdated)
 					c.Account = &acc
-					if acc.BatchSize != nil && *acc.BatchSize > 0 {
-						limit = *acc.BatchSize
-					}
+					batchSize = acc.BatchSize
 				}
-				caps[k] = limit
+				caps[k] = store.ClaimCap(req.PerAccount, batchSize)
 				taken[k]++
 				claims = append(claims, c)
 				return nil
@@ -132,16 +130,6 @@ func claim(ctx context.Context, tx pgx.Tx, req store.ClaimRequest) ([]store.Clai
 		}
 	}
 	return claims, nil
-}
-
-// splitAccountKey inverts store.AccountKey.
-func splitAccountKey(key string) (tenantID, accountID string, ok bool) {
-	for i := 0; i < len(key); i++ {
-		if key[i] == 0 {
-			return key[:i], key[i+1:], true
-		}
-	}
-	return "", "", false
 }
 
 // RenewLease extends the leases owner still holds and returns their pks, in
@@ -249,15 +237,8 @@ func (s *Store) NextDue(ctx context.Context, now time.Time) (time.Time, bool, er
 	if err := s.pool.QueryRow(ctx, qNextDue, ms(now)).Scan(&deferred, &lease); err != nil {
 		return time.Time{}, false, fmt.Errorf("postgres: next due: %w", err)
 	}
-	switch {
-	case deferred != nil && lease != nil:
-		return fromMS(min(*deferred, *lease)), true, nil
-	case deferred != nil:
-		return fromMS(*deferred), true, nil
-	case lease != nil:
-		return fromMS(*lease), true, nil
-	}
-	return time.Time{}, false, nil
+	due, ok := store.Earliest(timePtr(deferred), timePtr(lease))
+	return due, ok, nil
 }
 
 // LastEvent returns the message's latest event.

@@ -116,7 +116,7 @@ func chooseCandidates(w *wtx, req store.ClaimRequest, now int64) ([]candidate, e
 	type pair [2]string
 	var excluded []pair
 	for key := range req.SkipAccounts {
-		tenantID, accountID, ok := splitAccountKey(key)
+		tenantID, accountID, ok := store.SplitAccountKey(key)
 		if ok {
 			excluded = append(excluded, pair{tenantID, accountID})
 		}
@@ -146,10 +146,7 @@ func chooseCandidates(w *wtx, req store.ClaimRequest, now int64) ([]candidate, e
 			n++
 			lastPri, lastCreated, lastSeq = c.priority, c.createdAt, c.seq
 			key := store.AccountKey(c.tenantID, c.accountID)
-			limit := req.PerAccount
-			if c.batchSize.Valid && c.batchSize.Int64 > 0 {
-				limit = int(c.batchSize.Int64)
-			}
+			limit := store.ClaimCap(req.PerAccount, intPtr(c.batchSize))
 			if req.SkipAccounts[key] || (limit > 0 && taken[key] >= limit) {
 				continue
 			}
@@ -172,16 +169,6 @@ func chooseCandidates(w *wtx, req store.ClaimRequest, now int64) ([]candidate, e
 		}
 	}
 	return chosen, nil
-}
-
-// splitAccountKey inverts store.AccountKey.
-func splitAccountKey(key string) (tenantID, accountID string, ok bool) {
-	for i := 0; i < len(key); i++ {
-		if key[i] == 0 {
-			return key[:i], key[i+1:], true
-		}
-	}
-	return "", "", false
 }
 
 // RenewLease extends the leases owner still holds and returns their pks, in
@@ -302,15 +289,8 @@ func (s *Store) NextDue(ctx context.Context, now time.Time) (time.Time, bool, er
 	if err := s.queryRow(ctx, qNextDue, ms(now)).Scan(&deferred, &lease); err != nil {
 		return time.Time{}, false, fmt.Errorf("sqlite: next due: %w", err)
 	}
-	switch {
-	case deferred.Valid && lease.Valid:
-		return fromMS(min(deferred.Int64, lease.Int64)), true, nil
-	case deferred.Valid:
-		return fromMS(deferred.Int64), true, nil
-	case lease.Valid:
-		return fromMS(lease.Int64), true, nil
-	}
-	return time.Time{}, false, nil
+	due, ok := store.Earliest(timePtr(deferred), timePtr(lease))
+	return due, ok, nil
 }
 
 // LastEvent returns the message's latest event.
