@@ -11,12 +11,6 @@ import (
 	"github.com/mailproxy/mailproxy/internal/store"
 )
 
-// reasonNoAccount is the reject reason for an item whose account is missing (api.md §3.3).
-const reasonNoAccount = "account not found for tenant"
-
-// reasonNoID rejects an item without a client id (never stored).
-const reasonNoID = "missing id"
-
 // messageDest lists the scan destinations of messageCols.
 type messageDest struct {
 	m                           store.Message
@@ -217,13 +211,9 @@ func enqueueRound(ctx context.Context, tx pgx.Tx, items []store.NewMessage, pks 
 	queue, reject := newEnqueueArgs(), newEnqueueArgs()
 	for _, i := range round {
 		it := items[i]
-		reason := it.RejectReason
-		if reason == "" && it.ID == "" {
-			reason = reasonNoID
-		}
-		if reason == "" && !accounts[msgKey{it.TenantID, it.AccountID}] {
-			reason = reasonNoAccount
-		}
+		reason, _ := store.EnqueueRejectReason(it, func() (bool, error) {
+			return accounts[msgKey{it.TenantID, it.AccountID}], nil
+		})
 		if reason == "" {
 			queue.add(i, it, pks[i], "")
 			continue
@@ -288,11 +278,7 @@ func enqueueRound(ctx context.Context, tx pgx.Tx, items []store.NewMessage, pks 
 			processed      bool
 		)
 		_, err = pgx.ForEachRow(rows, []any{&tenant, &id, &pk, &processed}, func() error {
-			status := store.SendingInProgress
-			if processed {
-				status = store.AlreadySent
-			}
-			results[queue.byKey[msgKey{tenant, id}]] = store.EnqueueResult{Status: status, PK: pk}
+			results[queue.byKey[msgKey{tenant, id}]] = store.EnqueueResult{Status: store.UnchangedStatus(processed), PK: pk}
 			return nil
 		})
 		if err != nil {

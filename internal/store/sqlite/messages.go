@@ -11,12 +11,6 @@ import (
 	"github.com/mailproxy/mailproxy/internal/store"
 )
 
-// reasonNoAccount is the reject reason for an item whose account is missing (api.md §3.3).
-const reasonNoAccount = "account not found for tenant"
-
-// reasonNoID rejects an item without a client id (never stored).
-const reasonNoID = "missing id"
-
 func scanMessage(sc scanner, extra ...any) (store.Message, error) {
 	var (
 		m                           store.Message
@@ -98,18 +92,11 @@ func enqueue(w *wtx, items []store.NewMessage, now time.Time) ([]store.EnqueueRe
 	}
 	nowMS := ms(now)
 	for i, it := range items {
-		reason := it.RejectReason
-		if reason == "" && it.ID == "" {
-			reason = reasonNoID
-		}
-		if reason == "" {
-			ok, err := exists(accounts, store.AccountKey(it.TenantID, it.AccountID), qAccountExists, it.TenantID, it.AccountID)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				reason = reasonNoAccount
-			}
+		reason, err := store.EnqueueRejectReason(it, func() (bool, error) {
+			return exists(accounts, store.AccountKey(it.TenantID, it.AccountID), qAccountExists, it.TenantID, it.AccountID)
+		})
+		if err != nil {
+			return nil, err
 		}
 		pk := it.PK
 		if pk == "" {
@@ -146,7 +133,7 @@ func enqueue(w *wtx, items []store.NewMessage, now time.Time) ([]store.EnqueueRe
 		}
 
 		var stored string
-		err := w.queryRow(qEnqueue, args...).Scan(&stored)
+		err = w.queryRow(qEnqueue, args...).Scan(&stored)
 		if err == nil {
 			results[i] = store.EnqueueResult{Status: store.Queued, PK: stored}
 			continue
@@ -158,11 +145,7 @@ func enqueue(w *wtx, items []store.NewMessage, now time.Time) ([]store.EnqueueRe
 		if err := w.queryRow(qMessageBlock, it.TenantID, it.ID).Scan(&stored, &processed); err != nil {
 			return nil, fmt.Errorf("item %d: %w", i, err)
 		}
-		status := store.SendingInProgress
-		if processed {
-			status = store.AlreadySent
-		}
-		results[i] = store.EnqueueResult{Status: status, PK: stored}
+		results[i] = store.EnqueueResult{Status: store.UnchangedStatus(processed), PK: stored}
 	}
 	return results, nil
 }
