@@ -44,6 +44,14 @@ func (u *RateUsage) Set(span string, n int) {
 	}
 }
 
+// Limits are the request's minute, hour and day limits, in Windows order;
+// none is true when no window is limited (<= 0 each), and the reservation
+// is granted without touching the store.
+func (r RateRequest) Limits() (limits [3]int, none bool) {
+	limits = [3]int{r.PerMinute, r.PerHour, r.PerDay}
+	return limits, limits[0] <= 0 && limits[1] <= 0 && limits[2] <= 0
+}
+
 // floorDiv is integer division rounding toward negative infinity, so times
 // before the epoch still fall in the window that contains them.
 func floorDiv(a, b int64) int64 {

@@ -20,8 +20,8 @@ var errWindowFull = errors.New("rate window full")
 // reservations, from any instance, queue on the counter rows' locks and see
 // each other's counts, so a window never grants more than its limit.
 func (s *Store) ReserveRate(ctx context.Context, req store.RateRequest) (store.RateDecision, error) {
-	limits := [3]int{req.PerMinute, req.PerHour, req.PerDay}
-	if limits[0] <= 0 && limits[1] <= 0 && limits[2] <= 0 {
+	limits, unlimited := req.Limits()
+	if unlimited {
 		return store.RateDecision{OK: true}, nil
 	}
 	win := store.Windows(req.Now)

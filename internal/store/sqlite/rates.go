@@ -10,8 +10,8 @@ import (
 
 // ReserveRate takes one slot in every configured window, or none if any is full.
 func (s *Store) ReserveRate(ctx context.Context, req store.RateRequest) (store.RateDecision, error) {
-	limits := [3]int{req.PerMinute, req.PerHour, req.PerDay}
-	if limits[0] <= 0 && limits[1] <= 0 && limits[2] <= 0 {
+	limits, unlimited := req.Limits()
+	if unlimited {
 		return store.RateDecision{OK: true}, nil
 	}
 	win := store.Windows(req.Now)
