@@ -35,11 +35,7 @@ func (s *Store) UpsertAccount(ctx context.Context, a store.Account) error {
 	if a.ID == "" {
 		return errors.New("postgres: upsert account: empty id")
 	}
-	updated := s.stamp(a.UpdatedAt)
-	created := a.CreatedAt
-	if created.IsZero() {
-		created = updated
-	}
+	created, updated := store.RowTimes(a.CreatedAt, a.UpdatedAt, s.now)
 	_, err := s.pool.Exec(ctx, qUpsertAccount, a.TenantID, a.ID, a.Host, a.Port, a.User, a.Password, a.TTL,
 		a.LimitPerMinute, a.LimitPerHour, a.LimitPerDay, a.LimitBehavior, a.UseTLS, a.TLSVerify, a.BatchSize,
 		a.IsPECAccount, a.IMAPHost, a.IMAPPort, a.IMAPUser, a.IMAPPassword, a.IMAPSSL, ms(created), ms(updated))

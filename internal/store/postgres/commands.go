@@ -13,7 +13,7 @@ import (
 
 // AppendCommand records one mutating call.
 func (s *Store) AppendCommand(ctx context.Context, e store.CommandLogEntry) error {
-	at := s.stamp(e.At)
+	at := store.Stamp(e.At, s.now)
 	_, err := s.pool.Exec(ctx, qAppendCommand, ms(at), e.Endpoint, e.TenantID, nullJSON(e.Payload),
 		e.ResponseStatus, nullJSON(e.ResponseBody))
 	if err != nil {
@@ -69,7 +69,7 @@ func scanIdempotency(sc scanner) (store.IdempotencyRecord, error) {
 
 // BeginIdempotent inserts a running record, or returns the existing one.
 func (s *Store) BeginIdempotent(ctx context.Context, rec store.IdempotencyRecord) (store.IdempotencyRecord, bool, error) {
-	rec.CreatedAt = fromMS(ms(s.stamp(rec.CreatedAt)))
+	rec.CreatedAt = fromMS(ms(store.Stamp(rec.CreatedAt, s.now)))
 	rec.Status = 0
 	rec.Response = nil
 	var (

@@ -161,10 +161,7 @@ func (s *Store) RecordOutcome(ctx context.Context, o store.Outcome) error {
 	if o.Owner == "" {
 		return fmt.Errorf("postgres: record outcome %s: %w", o.MessagePK, store.ErrLeaseLost)
 	}
-	at := ms(o.At)
-	if o.At.IsZero() {
-		at = ms(s.now())
-	}
+	at := ms(store.Stamp(o.At, s.now))
 	retry := int64(o.RetryCount)
 	var (
 		query string

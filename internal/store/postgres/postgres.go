@@ -186,14 +186,6 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// stamp is t, or now when t is zero.
-func (s *Store) stamp(t time.Time) time.Time {
-	if t.IsZero() {
-		return s.now()
-	}
-	return t
-}
-
 // tx runs fn in one read-committed transaction, retrying it whole on a
 // serialization failure or deadlock. fn must reset any result it fills.
 func (s *Store) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {

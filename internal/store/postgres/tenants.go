@@ -32,11 +32,7 @@ func (s *Store) GetInstance(ctx context.Context) (store.Instance, error) {
 
 // PutInstance stores the instance settings (created_at kept once set).
 func (s *Store) PutInstance(ctx context.Context, inst store.Instance) error {
-	updated := s.stamp(inst.UpdatedAt)
-	created := inst.CreatedAt
-	if created.IsZero() {
-		created = updated
-	}
+	created, updated := store.RowTimes(inst.CreatedAt, inst.UpdatedAt, s.now)
 	_, err := s.pool.Exec(ctx, qPutInstance, inst.Name, inst.APIToken, inst.Edition, inst.BounceEnabled,
 		inst.BounceIMAPHost, inst.BounceIMAPPort, inst.BounceIMAPUser, inst.BounceIMAPPassword,
 		inst.BounceIMAPFolder, inst.BounceIMAPSSL, inst.BouncePollInterval, inst.BounceReturnPath,
@@ -84,11 +80,7 @@ func (s *Store) UpsertTenant(ctx context.Context, t store.Tenant) (bool, error) 
 	if err != nil {
 		return false, fmt.Errorf("postgres: upsert tenant: %w", err)
 	}
-	updated := s.stamp(t.UpdatedAt)
-	createdAt := t.CreatedAt
-	if createdAt.IsZero() {
-		createdAt = updated
-	}
+	createdAt, updated := store.RowTimes(t.CreatedAt, t.UpdatedAt, s.now)
 	var created bool
 	err = s.pool.QueryRow(ctx, qUpsertTenant, t.ID, t.Name, auth, t.ClientBaseURL, t.ClientSyncPath,
 		t.ClientAttachmentPath, nullJSON(t.RateLimits), nullJSON(t.LargeFileConfig), t.Active,

@@ -44,11 +44,7 @@ func (s *Store) UpsertAccount(ctx context.Context, a store.Account) error {
 	if a.ID == "" {
 		return fmt.Errorf("sqlite: upsert account: empty id")
 	}
-	updated := s.stamp(a.UpdatedAt)
-	created := a.CreatedAt
-	if created.IsZero() {
-		created = updated
-	}
+	created, updated := store.RowTimes(a.CreatedAt, a.UpdatedAt, s.now)
 	err := s.write(ctx, func(w *wtx) error {
 		var one int
 		err := w.queryRow(qTenantExists, a.TenantID).Scan(&one)

@@ -12,7 +12,7 @@ import (
 
 // AppendCommand records one mutating call.
 func (s *Store) AppendCommand(ctx context.Context, e store.CommandLogEntry) error {
-	at := s.stamp(e.At)
+	at := store.Stamp(e.At, s.now)
 	err := s.writeRelaxed(ctx, func(w *wtx) error {
 		_, err := w.exec(qAppendCommand, ms(at), e.Endpoint, nullStr(e.TenantID), nullJSON(e.Payload),
 			e.ResponseStatus, nullJSON(e.ResponseBody))
@@ -74,7 +74,7 @@ func scanIdempotency(sc scanner) (store.IdempotencyRecord, error) {
 
 // BeginIdempotent inserts a running record, or returns the existing one.
 func (s *Store) BeginIdempotent(ctx context.Context, rec store.IdempotencyRecord) (store.IdempotencyRecord, bool, error) {
-	rec.CreatedAt = s.stamp(rec.CreatedAt)
+	rec.CreatedAt = store.Stamp(rec.CreatedAt, s.now)
 	rec.Status = 0
 	rec.Response = nil
 	var (

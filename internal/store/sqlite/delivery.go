@@ -207,10 +207,7 @@ func (s *Store) RenewLease(ctx context.Context, owner string, pks []string, unti
 
 // RecordOutcome ends an attempt if owner still holds it (same attempt).
 func (s *Store) RecordOutcome(ctx context.Context, o store.Outcome) error {
-	at := o.At
-	if at.IsZero() {
-		at = s.now()
-	}
+	at := store.Stamp(o.At, s.now)
 	err := s.writeRelaxed(ctx, func(w *wtx) error {
 		return recordOutcome(w, o, at)
 	})

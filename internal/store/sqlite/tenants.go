@@ -9,15 +9,6 @@ import (
 	"github.com/mailproxy/mailproxy/internal/store"
 )
 
-// stamp is t, or now when t is zero: the interface passes no clock to these
-// methods, so callers may set the times or leave them to the store.
-func (s *Store) stamp(t time.Time) time.Time {
-	if t.IsZero() {
-		return s.now()
-	}
-	return t
-}
-
 // GetInstance returns the instance settings, or the defaults when none are stored.
 func (s *Store) GetInstance(ctx context.Context) (store.Instance, error) {
 	inst := store.DefaultInstance()
@@ -47,11 +38,7 @@ func (s *Store) GetInstance(ctx context.Context) (store.Instance, error) {
 
 // PutInstance stores the instance settings (created_at kept once set).
 func (s *Store) PutInstance(ctx context.Context, inst store.Instance) error {
-	updated := s.stamp(inst.UpdatedAt)
-	created := inst.CreatedAt
-	if created.IsZero() {
-		created = updated
-	}
+	created, updated := store.RowTimes(inst.CreatedAt, inst.UpdatedAt, s.now)
 	err := s.write(ctx, func(w *wtx) error {
 		_, err := w.exec(qPutInstance, inst.Name, inst.APIToken, inst.Edition, boolInt(inst.BounceEnabled),
 			nullStr(inst.BounceIMAPHost), inst.BounceIMAPPort, nullStr(inst.BounceIMAPUser),
@@ -122,11 +109,7 @@ func (s *Store) UpsertTenant(ctx context.Context, t store.Tenant) (bool, error) 
 	if err != nil {
 		return false, fmt.Errorf("sqlite: upsert tenant: %w", err)
 	}
-	updated := s.stamp(t.UpdatedAt)
-	createdAt := t.CreatedAt
-	if createdAt.IsZero() {
-		createdAt = updated
-	}
+	createdAt, updated := store.RowTimes(t.CreatedAt, t.UpdatedAt, s.now)
 	var created bool
 	err = s.write(ctx, func(w *wtx) error {
 		var one int
