@@ -66,12 +66,9 @@ func (s *Store) ListAccounts(ctx context.Context, tenantID string) ([]store.Acco
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list accounts: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Account, error) { return scanAccount(r) })
+	out, err := collectList(rows, func(r pgx.CollectableRow) (store.Account, error) { return scanAccount(r) })
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list accounts: %w", err)
-	}
-	if out == nil {
-		out = []store.Account{}
 	}
 	return out, nil
 }

@@ -143,13 +143,9 @@ func (s *Store) RenewLease(ctx context.Context, owner string, pks []string, unti
 	if err != nil {
 		return nil, fmt.Errorf("postgres: renew lease: %w", err)
 	}
-	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	renewed, err := collectSet(rows)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: renew lease: %w", err)
-	}
-	renewed := make(map[string]bool, len(got))
-	for _, pk := range got {
-		renewed[pk] = true
 	}
 	return store.IDsIn(pks, renewed), nil
 }

@@ -345,13 +345,9 @@ func (s *Store) DeleteMessages(ctx context.Context, tenantID string, ids []strin
 		if err != nil {
 			return err
 		}
-		deleted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		gone, err := collectSet(rows)
 		if err != nil {
 			return err
-		}
-		gone := map[string]bool{}
-		for _, id := range deleted {
-			gone[id] = true
 		}
 		res.Removed = len(gone)
 		var missing []string
@@ -367,13 +363,9 @@ func (s *Store) DeleteMessages(ctx context.Context, tenantID string, ids []strin
 		if err != nil {
 			return err
 		}
-		others, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		elsewhere, err := collectSet(rows)
 		if err != nil {
 			return err
-		}
-		elsewhere := map[string]bool{}
-		for _, id := range others {
-			elsewhere[id] = true
 		}
 		res.AddMissing(missing, elsewhere)
 		return nil

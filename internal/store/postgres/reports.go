@@ -17,12 +17,9 @@ func (s *Store) UnreportedEvents(ctx context.Context, tenantID string, limit int
 	if err != nil {
 		return nil, fmt.Errorf("postgres: unreported events: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Event, error) { return scanEvent(r) })
+	out, err := collectList(rows, func(r pgx.CollectableRow) (store.Event, error) { return scanEvent(r) })
 	if err != nil {
 		return nil, fmt.Errorf("postgres: unreported events: %w", err)
-	}
-	if out == nil {
-		out = []store.Event{}
 	}
 	return out, nil
 }
@@ -33,12 +30,9 @@ func (s *Store) TenantsWithUnreported(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: tenants with unreported: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	out, err := collectList(rows, pgx.RowTo[string])
 	if err != nil {
 		return nil, fmt.Errorf("postgres: tenants with unreported: %w", err)
-	}
-	if out == nil {
-		out = []string{}
 	}
 	return out, nil
 }

@@ -109,12 +109,9 @@ func (s *Store) ListTenants(ctx context.Context, activeOnly bool) ([]store.Tenan
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list tenants: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Tenant, error) { return scanTenant(r) })
+	out, err := collectList(rows, func(r pgx.CollectableRow) (store.Tenant, error) { return scanTenant(r) })
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list tenants: %w", err)
-	}
-	if out == nil {
-		out = []store.Tenant{}
 	}
 	return out, nil
 }
