@@ -103,14 +103,7 @@ func (s *Store) ListAccounts(ctx context.Context, tenantID string) ([]store.Acco
 // DeleteAccount removes the account; its messages stay.
 func (s *Store) DeleteAccount(ctx context.Context, tenantID, id string) error {
 	err := s.write(ctx, func(w *wtx) error {
-		n, err := affected(w.exec(qDeleteAccount, tenantID, id))
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return fmt.Errorf("account %q of tenant %q: %w", id, tenantID, store.ErrNotFound)
-		}
-		return nil
+		return w.execOne(fmt.Errorf("account %q of tenant %q: %w", id, tenantID, store.ErrNotFound), qDeleteAccount, tenantID, id)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: delete account: %w", err)

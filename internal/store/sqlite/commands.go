@@ -106,14 +106,7 @@ func (s *Store) BeginIdempotent(ctx context.Context, rec store.IdempotencyRecord
 // FinishIdempotent stores the answer of a running record.
 func (s *Store) FinishIdempotent(ctx context.Context, scope, key string, status int, response json.RawMessage) error {
 	err := s.write(ctx, func(w *wtx) error {
-		n, err := affected(w.exec(qFinishIdempotent, status, nullJSON(response), scope, key))
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return fmt.Errorf("idempotency key %q: %w", key, store.ErrNotFound)
-		}
-		return nil
+		return w.execOne(fmt.Errorf("idempotency key %q: %w", key, store.ErrNotFound), qFinishIdempotent, status, nullJSON(response), scope, key)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: finish idempotent: %w", err)

@@ -313,4 +313,17 @@ func affected(res sql.Result, err error) (int64, error) {
 	return res.RowsAffected()
 }
 
+// execOne runs a write that must change a row: missing is the error when
+// it changed none (an unknown key).
+func (w *wtx) execOne(missing error, query string, args ...any) error {
+	n, err := affected(w.exec(query, args...))
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return missing
+	}
+	return nil
+}
+
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }

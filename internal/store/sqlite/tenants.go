@@ -214,14 +214,7 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 		if _, err := w.exec(qDeleteTenantIdempotency, id); err != nil {
 			return err
 		}
-		n, err := affected(w.exec(qDeleteTenant, id))
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return fmt.Errorf("tenant %q: %w", id, store.ErrNotFound)
-		}
-		return nil
+		return w.execOne(fmt.Errorf("tenant %q: %w", id, store.ErrNotFound), qDeleteTenant, id)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: delete tenant: %w", err)
@@ -236,14 +229,7 @@ func (s *Store) SetAPIKey(ctx context.Context, tenantID, hash string, expiresAt 
 	}
 	now := s.now()
 	err := s.write(ctx, func(w *wtx) error {
-		n, err := affected(w.exec(qSetAPIKey, hash, nullMS(expiresAt), ms(now), tenantID))
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return fmt.Errorf("tenant %q: %w", tenantID, store.ErrTenantNotFound)
-		}
-		return nil
+		return w.execOne(fmt.Errorf("tenant %q: %w", tenantID, store.ErrTenantNotFound), qSetAPIKey, hash, nullMS(expiresAt), ms(now), tenantID)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: set api key: %w", err)
@@ -279,22 +265,11 @@ func (s *Store) TenantByAPIKey(ctx context.Context, hash string, now time.Time) 
 func (s *Store) SetSigningSecret(ctx context.Context, tenantID, secret string, prevUntil *time.Time) error {
 	now := s.now()
 	err := s.write(ctx, func(w *wtx) error {
-		var (
-			n   int64
-			err error
-		)
+		missing := fmt.Errorf("tenant %q: %w", tenantID, store.ErrTenantNotFound)
 		if secret == "" {
-			n, err = affected(w.exec(qClearSigningSecrets, ms(now), tenantID))
-		} else {
-			n, err = affected(w.exec(qSetSigningSecret, nullMS(prevUntil), secret, ms(now), tenantID))
+			return w.execOne(missing, qClearSigningSecrets, ms(now), tenantID)
 		}
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return fmt.Errorf("tenant %q: %w", tenantID, store.ErrTenantNotFound)
-		}
-		return nil
+		return w.execOne(missing, qSetSigningSecret, nullMS(prevUntil), secret, ms(now), tenantID)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: set signing secret: %w", err)
