@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mailproxy/mailproxy/internal/store"
@@ -77,7 +76,7 @@ func (s *Store) EnqueueBatch(ctx context.Context, items []store.NewMessage, now 
 	for i, it := range items {
 		pks[i] = it.PK
 		if pks[i] == "" {
-			pks[i] = uuid.NewString()
+			pks[i] = store.NewPK()
 		}
 	}
 	rounds := enqueueRounds(items)

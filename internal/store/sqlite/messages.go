@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/mailproxy/mailproxy/internal/store"
 )
 
@@ -100,7 +98,7 @@ func enqueue(w *wtx, items []store.NewMessage, now time.Time) ([]store.EnqueueRe
 		}
 		pk := it.PK
 		if pk == "" {
-			pk = newPK()
+			pk = store.NewPK()
 		}
 		args := []any{pk, it.TenantID, it.ID, it.AccountID, it.Priority, nullJSON(it.Payload),
 			nullStr(it.BatchCode), nullMS(it.DeferredUntil), nowMS}
@@ -334,14 +332,4 @@ func eachRow(ctx context.Context, tx *sql.Tx, query string, args []any, fn func(
 		}
 	}
 	return rows.Err()
-}
-
-// newPK generates a message pk. Version 7 UUIDs are time-ordered, so new
-// rows append to the pk index instead of dirtying a random page each.
-func newPK() string {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return uuid.NewString()
-	}
-	return id.String()
 }
