@@ -418,7 +418,16 @@ FROM events e JOIN messages m ON m.pk = e.message_pk
 WHERE e.tenant_id = $1 AND e.reported_at IS NULL
 ORDER BY e.at, e.id LIMIT $2`
 
-	qTenantsWithUnreported = `SELECT DISTINCT tenant_id FROM events WHERE reported_at IS NULL ORDER BY tenant_id`
+	// A skip scan over the partial unreported-events index: one index seek
+	// per tenant, however many events wait (DISTINCT walked all of them).
+	qTenantsWithUnreported = `
+WITH RECURSIVE t(id) AS (
+    SELECT (SELECT min(tenant_id) FROM events WHERE reported_at IS NULL)
+    UNION ALL
+    SELECT (SELECT min(tenant_id) FROM events WHERE reported_at IS NULL AND tenant_id > t.id)
+    FROM t WHERE t.id IS NOT NULL
+)
+SELECT id FROM t WHERE id IS NOT NULL`
 
 	qCountUnreported = `SELECT count(*) FROM events WHERE reported_at IS NULL AND ($1 = '' OR tenant_id = $1)`
 
