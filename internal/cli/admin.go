@@ -41,6 +41,17 @@ func firstSet(values ...string) string {
 	return ""
 }
 
+// tenantTarget is the API client and the tenant a tenant command acts on:
+// its optional positional id, else --tenant/GMP_TENANT.
+func (e *env) tenantTarget(arg string) (api, string, error) {
+	a, err := e.api()
+	if err != nil {
+		return api{}, "", err
+	}
+	id, err := a.tenantArg(arg)
+	return a, id, err
+}
+
 // tenantArg is an optional positional tenant id falling back to --tenant/GMP_TENANT.
 func (a api) tenantArg(arg string) (string, error) {
 	if id := firstSet(arg, a.tenant); id != "" {

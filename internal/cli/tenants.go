@@ -49,11 +49,7 @@ type tenantsShowCmd struct {
 }
 
 func (c *tenantsShowCmd) Run(e *env) error {
-	a, err := e.api()
-	if err != nil {
-		return err
-	}
-	id, err := a.tenantArg(c.ID)
+	a, id, err := e.tenantTarget(c.ID)
 	if err != nil {
 		return err
 	}
@@ -171,11 +167,7 @@ func (c *tenantsUpdateCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
-	a, err := e.api()
-	if err != nil {
-		return err
-	}
-	id, err := a.tenantArg(c.ID)
+	a, id, err := e.tenantTarget(c.ID)
 	if err != nil {
 		return err
 	}
@@ -218,11 +210,7 @@ func (c *tenantsAPIKeyCmd) Run(e *env) error {
 		}
 		expires = &ts
 	}
-	a, err := e.api()
-	if err != nil {
-		return err
-	}
-	id, err := a.tenantArg(c.ID)
+	a, id, err := e.tenantTarget(c.ID)
 	if err != nil {
 		return err
 	}
@@ -242,11 +230,7 @@ type tenantsRevokeKeyCmd struct {
 }
 
 func (c *tenantsRevokeKeyCmd) Run(e *env) error {
-	a, err := e.api()
-	if err != nil {
-		return err
-	}
-	id, err := a.tenantArg(c.ID)
+	a, id, err := e.tenantTarget(c.ID)
 	if err != nil {
 		return err
 	}
@@ -262,11 +246,7 @@ type tenantsSigningSecretCmd struct {
 }
 
 func (c *tenantsSigningSecretCmd) Run(e *env) error {
-	a, err := e.api()
-	if err != nil {
-		return err
-	}
-	id, err := a.tenantArg(c.ID)
+	a, id, err := e.tenantTarget(c.ID)
 	if err != nil {
 		return err
 	}
