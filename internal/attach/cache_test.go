@@ -16,6 +16,7 @@ import (
 
 	"github.com/mailproxy/mailproxy/internal/metrics"
 	"github.com/mailproxy/mailproxy/internal/store"
+	"github.com/mailproxy/mailproxy/internal/testclock"
 )
 
 // pathServer serves "content of <path>" (or size bytes of it when the path
@@ -172,7 +173,7 @@ func TestFlightSurvivesLeaderCancellation(t *testing.T) {
 func TestMemoryTTLAndLRU(t *testing.T) {
 	t.Parallel()
 	srv := newPathServer(t)
-	clock := &fakeClock{now: time.Now()}
+	clock := testclock.New(time.Now())
 	f := newTestFetcher(t, func(o *Options) { o.MemoryMaxBytes = 3 * 1024; o.MemoryTTL = time.Minute })
 	f.now = clock.Now
 	tenant := tenantWithBase("t1", "")
@@ -232,7 +233,7 @@ func TestDiskTier(t *testing.T) {
 	t.Parallel()
 	srv := newPathServer(t)
 	dir := t.TempDir()
-	clock := &fakeClock{now: time.Now()}
+	clock := testclock.New(time.Now())
 	opts := func(o *Options) {
 		o.DiskDir = dir
 		o.DiskMaxBytes = 10 * 1000

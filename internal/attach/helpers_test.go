@@ -35,24 +35,6 @@ func newTestFetcher(t *testing.T, edit func(*Options)) *Fetcher {
 	return f
 }
 
-// fakeClock is a settable clock for cache expiry.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 func tenantWithBase(id, baseURL string) store.Tenant {
 	t := store.Tenant{ID: id, Active: true}
 	if baseURL != "" {

@@ -3,13 +3,13 @@ package delivery_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mailproxy/mailproxy/internal/delivery"
 	"github.com/mailproxy/mailproxy/internal/smtppool"
 	"github.com/mailproxy/mailproxy/internal/store"
+	"github.com/mailproxy/mailproxy/internal/testclock"
 	"github.com/mailproxy/mailproxy/internal/testsmtp"
 )
 
@@ -19,24 +19,7 @@ type bundle struct {
 	pool   *smtppool.Pool
 	sender *delivery.Sender
 	acct   store.Account
-	clock  *clock
-}
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+	clock  *testclock.Clock
 }
 
 type setupOpts struct {
@@ -51,7 +34,7 @@ func ptr[T any](v T) *T { return &v }
 
 func setup(t *testing.T, o setupOpts) *bundle {
 	t.Helper()
-	b := &bundle{srv: testsmtp.Start(t, o.server), clock: &clock{now: time.Unix(1_700_000_000, 0)}}
+	b := &bundle{srv: testsmtp.Start(t, o.server), clock: testclock.New(time.Unix(1_700_000_000, 0))}
 	o.pool.Now = b.clock.Now
 	b.pool = smtppool.New(o.pool)
 	t.Cleanup(func() { _ = b.pool.Close(context.Background()) })

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,22 +15,9 @@ import (
 	"github.com/mailproxy/mailproxy/internal/smtppool"
 	"github.com/mailproxy/mailproxy/internal/store"
 	"github.com/mailproxy/mailproxy/internal/store/sqlite"
+	"github.com/mailproxy/mailproxy/internal/testclock"
 	"github.com/mailproxy/mailproxy/internal/testsmtp"
 )
-
-// clock is a settable time source shared by the dispatcher and the test.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Set(t time.Time) { c.mu.Lock(); c.now = t; c.mu.Unlock() }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // base is 12:00:10 UTC on 2026-01-01: ten seconds into a minute window.
 var base = time.Date(2026, 1, 1, 12, 0, 10, 0, time.UTC)
@@ -39,7 +25,7 @@ var base = time.Date(2026, 1, 1, 12, 0, 10, 0, time.UTC)
 type bundle struct {
 	st      store.Store
 	srv     *testsmtp.Server
-	clock   *clock
+	clock   *testclock.Clock
 	d       *Dispatcher
 	metrics *metrics.Metrics
 	run     func()
@@ -67,7 +53,7 @@ func setupWith(t *testing.T, opts Options, acct func(*store.Account), attachOpts
 func setupFull(t *testing.T, opts Options, acct func(*store.Account), attachOpts attach.Options, smtpOpts testsmtp.Options, faults ...testsmtp.Fault) *bundle {
 	t.Helper()
 	ctx := context.Background()
-	clk := &clock{now: base}
+	clk := testclock.New(base)
 	// The store reads the same clock for the times the interface does not pass.
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "q.db"), sqlite.Options{Now: clk.Now})
 	if err != nil {
@@ -282,7 +268,7 @@ func TestTemporaryFailureIsRetriedThenDeliveredOnce(t *testing.T) {
 	if r.RetryCount != 1 || r.DeferredUntil == nil || !r.DeferredUntil.Equal(base.Add(time.Minute)) {
 		t.Fatalf("after a 451: retry_count=%d deferred_until=%v, want 1 and %v", r.RetryCount, r.DeferredUntil, base.Add(time.Minute))
 	}
-	b.clock.Add(time.Minute)
+	b.clock.Advance(time.Minute)
 	b.d.Wake()
 	ev = b.waitEvents(t, "m1", 2)
 	if ev[1] != "sent:" {
@@ -305,7 +291,7 @@ func TestPermanentFailureIsNotRetried(t *testing.T) {
 		t.Fatalf("event %q, want %q", ev[0], want)
 	}
 	waitFor(t, "the other message", func() bool { return b.srv.Count() == 1 })
-	b.clock.Add(3 * time.Hour)
+	b.clock.Advance(3 * time.Hour)
 	b.d.Wake()
 	if ev := b.events(t, "bad"); len(ev) != 1 {
 		t.Fatalf("a permanent failure was retried: %v", ev)
@@ -320,7 +306,7 @@ func TestRetriesExhaustedBecomeError(t *testing.T) {
 	b.run()
 	for i := 1; i <= 2; i++ {
 		b.waitEvents(t, "m1", i)
-		b.clock.Add(10 * time.Second)
+		b.clock.Advance(10 * time.Second)
 		b.d.Wake()
 	}
 	ev := b.waitEvents(t, "m1", 3)
@@ -512,7 +498,7 @@ func TestSMTPFaultsThroughTheDispatcher(t *testing.T) {
 				}
 				return
 			}
-			b.clock.Add(time.Minute)
+			b.clock.Advance(time.Minute)
 			b.d.Wake()
 			ev = b.waitEvents(t, "m1", 2)
 			if ev[1] != "sent:" || b.srv.Count() != 1 {
@@ -538,7 +524,7 @@ func TestServerDownThenUp(t *testing.T) {
 	if err := b.srv.Up(); err != nil {
 		t.Fatal(err)
 	}
-	b.clock.Add(time.Minute)
+	b.clock.Advance(time.Minute)
 	b.d.Wake()
 	if ev := b.waitEvents(t, "m1", 2); ev[1] != "sent:" || b.srv.Count() != 1 {
 		t.Fatalf("events %v, %d accepted; want sent once", ev, b.srv.Count())
@@ -558,7 +544,7 @@ func TestLongSendKeepsItsLease(t *testing.T) {
 	// each step waits for a renewal to cover it. Ten steps put the clock
 	// well past the original lease.
 	for range 10 {
-		b.clock.Add(200 * time.Millisecond)
+		b.clock.Advance(200 * time.Millisecond)
 		waitFor(t, "a renewed lease", func() bool {
 			r := b.record(t, "slow")
 			return r.LeaseUntil != nil && r.LeaseUntil.Sub(b.clock.Now()) > 150*time.Millisecond

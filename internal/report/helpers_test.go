@@ -20,28 +20,11 @@ import (
 	"github.com/mailproxy/mailproxy/internal/metrics"
 	"github.com/mailproxy/mailproxy/internal/store"
 	"github.com/mailproxy/mailproxy/internal/store/sqlite"
+	"github.com/mailproxy/mailproxy/internal/testclock"
 )
 
 // t0 is the fake clock's start: 2026-01-01T00:00:00Z.
 var t0 = time.Unix(1767225600, 0)
-
-// clock is a fake time source; tests advance it by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // env is one test's real SQLite store, clock and metrics.
 type env struct {
@@ -49,7 +32,7 @@ type env struct {
 	ctx     context.Context
 	path    string
 	st      store.Store
-	clock   *clock // nil: real time
+	clock   *testclock.Clock // nil: real time
 	metrics *metrics.Metrics
 }
 
@@ -58,7 +41,7 @@ func newEnv(t testing.TB, fake bool) *env {
 	t.Helper()
 	e := &env{t: t, ctx: t.Context(), path: filepath.Join(t.TempDir(), "t.db"), metrics: metrics.New()}
 	if fake {
-		e.clock = &clock{t: t0}
+		e.clock = testclock.New(t0)
 	}
 	e.open()
 	t.Cleanup(func() {

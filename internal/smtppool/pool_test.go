@@ -12,31 +12,14 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/mailproxy/mailproxy/internal/smtppool"
+	"github.com/mailproxy/mailproxy/internal/testclock"
 	"github.com/mailproxy/mailproxy/internal/testsmtp"
 )
-
-// clock is a manual clock for ageing connections without waiting.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 type fixture struct {
 	srv   *testsmtp.Server
 	pool  *smtppool.Pool
-	clock *clock
+	clock *testclock.Clock
 	key   smtppool.Key
 	dials int
 	mu    sync.Mutex
@@ -46,7 +29,7 @@ func setup(t *testing.T, opts smtppool.Options) *fixture {
 	t.Helper()
 	f := &fixture{
 		srv:   testsmtp.Start(t, testsmtp.Options{}),
-		clock: &clock{now: time.Unix(1_700_000_000, 0)},
+		clock: testclock.New(time.Unix(1_700_000_000, 0)),
 		key:   smtppool.Key{Account: "t\x00a", Host: "127.0.0.1", TLSMode: "plain"},
 	}
 	opts.Now = f.clock.Now
