@@ -68,6 +68,9 @@ type Store struct {
 	lock   *os.File // exclusive lock file, nil when not Exclusive
 
 	commit committer
+
+	closeOnce sync.Once
+	closeErr  error
 	// syncRelaxed: the writer connection is in synchronous=NORMAL (it opens
 	// FULL). Only the group leader reads or changes it.
 	syncRelaxed bool
@@ -188,11 +191,16 @@ func (s *Store) migrate(ctx context.Context) error {
 	return fmt.Errorf("sqlite: migrate: %w", lastErr)
 }
 
-// Close closes the database and releases the exclusive lock.
+// Close closes the database and releases the exclusive lock. It is safe to
+// call more than once and concurrently with other methods, which then fail
+// with database/sql's "database is closed" instead of racing.
 func (s *Store) Close() error {
-	return s.closeAll()
+	s.closeOnce.Do(func() { s.closeErr = s.closeAll() })
+	return s.closeErr
 }
 
+// closeAll releases everything once. The handles stay in place (closed), so
+// a late reader sees a closed pool rather than a field being rewritten.
 func (s *Store) closeAll() error {
 	var errs []error
 	s.stmtMu.Lock()
@@ -202,11 +210,11 @@ func (s *Store) closeAll() error {
 	for _, st := range s.readStmts {
 		errs = append(errs, st.Close())
 	}
-	s.writeStmts, s.readStmts = map[string]*sql.Stmt{}, map[string]*sql.Stmt{}
+	clear(s.writeStmts) // in place: the fields themselves never change after Open
+	clear(s.readStmts)
 	s.stmtMu.Unlock()
 	if s.reader != nil {
 		errs = append(errs, s.reader.Close())
-		s.reader = nil
 	}
 	if s.wconn != nil {
 		// The exclusive owner (serve) truncates the WAL on close so the file
@@ -218,15 +226,12 @@ func (s *Store) closeAll() error {
 			}
 		}
 		errs = append(errs, s.wconn.Close())
-		s.wconn = nil
 	}
 	if s.writer != nil {
 		errs = append(errs, s.writer.Close())
-		s.writer = nil
 	}
 	if s.lock != nil {
 		errs = append(errs, unlockFile(s.lock))
-		s.lock = nil
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)

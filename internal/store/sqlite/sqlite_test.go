@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -114,5 +115,35 @@ func TestLifecycleSmoke(t *testing.T) {
 	n, err := s.CleanupMessages(ctx, "t1", now.Add(time.Hour), 0)
 	if err != nil || n != 2 {
 		t.Fatalf("CleanupMessages = %d, %v; want 2", n, err)
+	}
+}
+
+// A store closed while others still call it answers errors: no race, no
+// panic, and Close may be called again.
+func TestCallsDuringAndAfterCloseFailCleanly(t *testing.T) {
+	t.Parallel()
+	s, _ := openTest(t, Options{})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 50 {
+				_, _ = s.CountUnprocessed(ctx)
+				_, _ = s.ListTenants(ctx, false)
+			}
+		})
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	wg.Wait()
+	if _, err := s.CountUnprocessed(ctx); err == nil {
+		t.Fatal("a read after Close succeeded")
+	}
+	if _, err := s.UpsertTenant(ctx, store.Tenant{ID: "late", Active: true}); err == nil {
+		t.Fatal("a write after Close succeeded")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
 	}
 }
