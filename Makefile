@@ -2,7 +2,7 @@
 GO ?= go
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: build test race check fmt vet staticcheck bench run
+.PHONY: build test check fmt vet staticcheck bench run
 
 build:
 	CGO_ENABLED=0 $(GO) build -o bin/mail-proxy ./cmd/mail-proxy
@@ -11,10 +11,7 @@ build:
 # The whole suite (README's test command). PostgreSQL tests run when
 # MAILPROXY_TEST_PG_DSN is set (or 127.0.0.1:5432 answers); .ci/run requires them.
 test:
-	$(GO) test -shuffle=on -timeout 8m ./...
-
-race:
-	$(GO) test -race -shuffle=on -timeout 15m ./...
+	$(GO) test -race -shuffle=on -timeout 8m ./...
 
 check: fmt vet staticcheck
 
