@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -260,5 +261,76 @@ func TestTestModeSendsOnlyOnRunNow(t *testing.T) {
 			}
 		}
 		return false
+	})
+}
+
+// A delivery report is never lost: with the client's endpoint failing, the
+// messages are sent, the proxy is killed with SIGKILL, and after a restart
+// every sent report reaches the client once it answers again.
+func TestReportsSurviveKill9(t *testing.T) {
+	t.Parallel()
+	const total = 20
+	var (
+		mu       sync.Mutex
+		healthy  bool
+		failures int
+		reported = map[string]bool{}
+	)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			DeliveryReport []struct {
+				ID     string `json:"id"`
+				SentTS *int64 `json:"sent_ts"`
+			} `json:"delivery_report"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		mu.Lock()
+		defer mu.Unlock()
+		if !healthy {
+			failures++
+			http.Error(w, "down for maintenance", http.StatusInternalServerError)
+			return
+		}
+		for _, it := range body.DeliveryReport {
+			if it.SentTS != nil {
+				reported[it.ID] = true
+			}
+		}
+		w.Write([]byte(`{"ok":true}`))
+	}))
+	t.Cleanup(receiver.Close)
+	srv := newSMTP(t, testsmtp.Options{})
+	env := map[string]string{"GMP_DB_PATH": filepath.Join(t.TempDir(), "mail.db")}
+	p := startProxy(t, env)
+	if code := p.call("POST", "/tenant", map[string]any{"id": "shop", "client_base_url": receiver.URL}, nil); code != 200 {
+		t.Fatalf("POST /tenant: %d", code)
+	}
+	body := map[string]any{"id": "acc", "tenant_id": "shop", "host": "127.0.0.1", "port": srv.Port(), "use_tls": false}
+	if code := p.call("POST", "/account", body, nil); code != 200 {
+		t.Fatalf("POST /account: %d", code)
+	}
+	batch := make([]any, total)
+	for i := range batch {
+		m := msg(fmt.Sprintf("r%02d", i), "acc", "a@example.com")
+		m["tenant_id"] = "shop"
+		batch[i] = m
+	}
+	p.call("POST", "/commands/add-messages", map[string]any{"messages": batch}, nil)
+	waitFor(t, 30*time.Second, "every message sent", func() bool { return srv.Count() == total })
+	waitFor(t, 30*time.Second, "a failed report POST", func() bool { mu.Lock(); defer mu.Unlock(); return failures > 0 })
+	p.kill()
+
+	mu.Lock()
+	healthy = true
+	mu.Unlock()
+	p2 := startProxy(t, env)
+	// run-now with the tenant clears the failure backoff stored before the kill.
+	if code := p2.call("POST", "/commands/run-now?tenant_id=shop", nil, nil); code != 200 {
+		t.Fatalf("run-now: %d", code)
+	}
+	waitFor(t, 60*time.Second, "every sent report delivered after the restart", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(reported) == total
 	})
 }
