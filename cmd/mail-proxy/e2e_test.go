@@ -334,3 +334,32 @@ func TestReportsSurviveKill9(t *testing.T) {
 		return len(reported) == total
 	})
 }
+
+// RSET after accepted messages is off by default (the server resets after
+// DATA) and on with GMP_SMTP_RSET_AFTER_MESSAGE.
+func TestRsetAfterMessageSetting(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		env      string
+		wantRset bool
+	}{{"", false}, {"true", true}} {
+		srv := newSMTP(t, testsmtp.Options{})
+		env := map[string]string{"GMP_DB_PATH": filepath.Join(t.TempDir(), "mail.db"),
+			"GMP_MAX_SENDS": "1", "GMP_MAX_SENDS_PER_ACCOUNT": "1"}
+		if tt.env != "" {
+			env["GMP_SMTP_RSET_AFTER_MESSAGE"] = tt.env
+		}
+		p := startProxy(t, env)
+		addAccount(t, p, "acc", srv)
+		batch := []any{msg("a", "acc", "x@example.com"), msg("b", "acc", "x@example.com"), msg("c", "acc", "x@example.com")}
+		p.call("POST", "/commands/add-messages", map[string]any{"messages": batch}, nil)
+		waitFor(t, 30*time.Second, "three deliveries", func() bool { return srv.Count() == 3 })
+		if got := srv.Commands("RSET") > 0; got != tt.wantRset {
+			t.Errorf("GMP_SMTP_RSET_AFTER_MESSAGE=%q: %d RSET commands, want RSET %v", tt.env, srv.Commands("RSET"), tt.wantRset)
+		}
+		if srv.Connections() != 1 {
+			t.Errorf("GMP_SMTP_RSET_AFTER_MESSAGE=%q: %d connections, want the three messages over one", tt.env, srv.Connections())
+		}
+		p.stop()
+	}
+}

@@ -26,19 +26,20 @@ type Config struct {
 	LogFormat           string `env:"GMP_LOG_FORMAT" envDefault:"text" ini:"log_format" doc:"text or json"`
 	LogDeliveryActivity bool   `env:"GMP_LOG_DELIVERY_ACTIVITY" envDefault:"false" ini:"log_delivery_activity" doc:"log every attempt and outcome"`
 
-	SchedulerActive     bool    `env:"GMP_SCHEDULER_ACTIVE" envDefault:"true" ini:"scheduler_active" doc:"run dispatcher and report loop"`
-	TestMode            bool    `env:"GMP_TEST_MODE" envDefault:"false" ini:"test_mode" doc:"work only on run-now"`
-	SendLoopInterval    Seconds `env:"GMP_SEND_LOOP_INTERVAL" envDefault:"0.5" ini:"send_loop_interval" doc:"fallback poll, seconds (>= 0.05)"`
-	DefaultPriority     string  `env:"GMP_DEFAULT_PRIORITY" envDefault:"2" ini:"default_priority" doc:"0..3 or immediate/high/medium/low"`
-	BatchSizePerAccount int     `env:"GMP_BATCH_SIZE_PER_ACCOUNT" envDefault:"50" ini:"batch_size_per_account" doc:"messages per account per claim round"`
-	MaxEnqueueBatch     int     `env:"GMP_MAX_ENQUEUE_BATCH" envDefault:"1000" ini:"max_enqueue_batch" doc:"messages per add-messages request"`
-	MaxSends            int     `env:"GMP_MAX_SENDS" envDefault:"10" ini:"max_sends" doc:"concurrent SMTP transactions per instance"`
-	MaxSendsPerAccount  int     `env:"GMP_MAX_SENDS_PER_ACCOUNT" envDefault:"3" ini:"max_sends_per_account" doc:"concurrent SMTP transactions per account"`
-	PoolSize            int     `env:"GMP_POOL_SIZE" envDefault:"5" ini:"pool_size" doc:"open SMTP connections per account"`
-	MaxRetries          int     `env:"GMP_MAX_RETRIES" envDefault:"5" ini:"max_retries" doc:"retry budget for temporary failures"`
-	RetryDelays         []int   `env:"GMP_RETRY_DELAYS" envDefault:"60,300,900,3600,7200" envSeparator:"," ini:"retry_delays" doc:"retry delays in seconds; the last repeats"`
-	ClaimLeaseSeconds   int     `env:"GMP_CLAIM_LEASE_SECONDS" envDefault:"60" ini:"claim_lease_seconds" doc:"claim lease, seconds"`
-	ShutdownTimeout     Seconds `env:"GMP_SHUTDOWN_TIMEOUT" envDefault:"30" ini:"shutdown_timeout" doc:"grace for in-flight sends, seconds"`
+	SchedulerActive       bool    `env:"GMP_SCHEDULER_ACTIVE" envDefault:"true" ini:"scheduler_active" doc:"run dispatcher and report loop"`
+	TestMode              bool    `env:"GMP_TEST_MODE" envDefault:"false" ini:"test_mode" doc:"work only on run-now"`
+	SendLoopInterval      Seconds `env:"GMP_SEND_LOOP_INTERVAL" envDefault:"0.5" ini:"send_loop_interval" doc:"fallback poll, seconds (>= 0.05)"`
+	DefaultPriority       string  `env:"GMP_DEFAULT_PRIORITY" envDefault:"2" ini:"default_priority" doc:"0..3 or immediate/high/medium/low"`
+	BatchSizePerAccount   int     `env:"GMP_BATCH_SIZE_PER_ACCOUNT" envDefault:"50" ini:"batch_size_per_account" doc:"messages per account per claim round"`
+	MaxEnqueueBatch       int     `env:"GMP_MAX_ENQUEUE_BATCH" envDefault:"1000" ini:"max_enqueue_batch" doc:"messages per add-messages request"`
+	MaxSends              int     `env:"GMP_MAX_SENDS" envDefault:"10" ini:"max_sends" doc:"concurrent SMTP transactions per instance"`
+	MaxSendsPerAccount    int     `env:"GMP_MAX_SENDS_PER_ACCOUNT" envDefault:"3" ini:"max_sends_per_account" doc:"concurrent SMTP transactions per account"`
+	PoolSize              int     `env:"GMP_POOL_SIZE" envDefault:"5" ini:"pool_size" doc:"open SMTP connections per account"`
+	SMTPResetAfterMessage bool    `env:"GMP_SMTP_RSET_AFTER_MESSAGE" envDefault:"false" ini:"smtp_rset_after_message" doc:"send RSET after every accepted message too (default: only after refusals; the server resets after DATA, RFC 5321 4.1.1.4)"`
+	MaxRetries            int     `env:"GMP_MAX_RETRIES" envDefault:"5" ini:"max_retries" doc:"retry budget for temporary failures"`
+	RetryDelays           []int   `env:"GMP_RETRY_DELAYS" envDefault:"60,300,900,3600,7200" envSeparator:"," ini:"retry_delays" doc:"retry delays in seconds; the last repeats"`
+	ClaimLeaseSeconds     int     `env:"GMP_CLAIM_LEASE_SECONDS" envDefault:"60" ini:"claim_lease_seconds" doc:"claim lease, seconds"`
+	ShutdownTimeout       Seconds `env:"GMP_SHUTDOWN_TIMEOUT" envDefault:"30" ini:"shutdown_timeout" doc:"grace for in-flight sends, seconds"`
 
 	ClientSyncURL      string  `env:"GMP_CLIENT_SYNC_URL" ini:"client_sync_url" doc:"global sync URL"`
 	ClientSyncUser     string  `env:"GMP_CLIENT_SYNC_USER" ini:"client_sync_user" doc:"global sync basic-auth user"`

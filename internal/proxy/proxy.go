@@ -97,7 +97,8 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	}
 
 	pool := smtppool.New(smtppool.Options{Size: cfg.PoolSize, Logger: log.With("component", "smtppool")})
-	sender, err := delivery.NewSender(delivery.SenderOptions{Pool: pool, Logger: log.With("component", "delivery")})
+	sender, err := delivery.NewSender(delivery.SenderOptions{Pool: pool, ResetAfterSuccess: cfg.SMTPResetAfterMessage,
+		Logger: log.With("component", "delivery")})
 	if err != nil {
 		return fmt.Errorf("smtp sender: %w", err)
 	}
