@@ -27,9 +27,9 @@ var (
 	tagCommandLog = "command log"
 )
 
-// routes is the API: every endpoint of api.md §2.
+// routes is the API: every endpoint of api.md §2, then the v0.7 aliases of §6.
 func (s *server) routes() []*route {
-	return []*route{
+	legacy := []*route{
 		// Service.
 		{method: http.MethodGet, path: "/health", id: "health", summary: "Liveness", tag: tagService,
 			class: auth.Public, respType: reflect.TypeFor[HealthResponse](), handle: s.health},
@@ -133,4 +133,5 @@ func (s *server) routes() []*route {
 			class: auth.Admin, params: []param{qTenantOpt, qSince, qUntil},
 			respType: reflect.TypeFor[CommandExportResponse](), handle: s.exportCommands},
 	}
+	return append(legacy, s.v07Routes(legacy)...)
 }
