@@ -461,7 +461,9 @@ func (s *server) v07AddMessage(c *call) (any, error) {
 
 // scanMessages pages through the store's listing until visit returns false.
 // store.Store has no get-by-id or count-by-batch (and its interface is
-// shared), so the aliases needing them read the tenant's messages in pages.
+// shared), so the aliases needing them read the tenant's messages in pages:
+// memory stays bounded, time grows with the tenant's messages, and a
+// deletion between two pages may shift a record past the scan.
 func (s *server) scanMessages(c *call, f store.MessageFilter, now time.Time, visit func(*store.MessageRecord) bool) error {
 	f.Limit = v07ScanPage
 	for f.Offset = 0; ; f.Offset += v07ScanPage {
@@ -517,8 +519,9 @@ func (s *server) v07ListMessages(c *call) (any, error) {
 	return mr.Messages, nil
 }
 
-// v07Cleanup is GET /messages/cleanup: cleanup-messages with its age in the
-// query, v0.7's default of 86400 s, and the legacy answer.
+// v07Cleanup is GET /messages/cleanup (a GET in v0.7 too, so its age is a
+// query parameter): cleanup-messages with v0.7's default of 86400 s, the
+// legacy answer, and the legacy command-log entry.
 func (s *server) v07Cleanup(c *call) (any, error) {
 	older := int64(v07CleanupDefault)
 	if n, ok := c.qInt("older_than_seconds"); ok {
