@@ -655,14 +655,53 @@ func (s *server) addMessages(c *call) (any, error) {
 
 // enqueue runs checks 2 and 3 of api.md §3.2, then stores and answers.
 func (s *server) enqueue(c *call, items []item, defaultPrio *int) (any, error) {
+	results, queued, err := s.enqueueItems(c, items, defaultPrio)
+	if err != nil {
+		return nil, err
+	}
+	rejected := make([]RejectedItem, 0)
+	onlyDuplicates := true
+	for i, r := range results {
+		if r.reason == "" {
+			continue
+		}
+		var id *string
+		if strings.TrimSpace(items[i].id) != "" {
+			id = &items[i].id
+		}
+		rejected = append(rejected, RejectedItem{ID: id, Reason: r.reason})
+		if !r.duplicate() {
+			onlyDuplicates = false
+		}
+	}
+	if queued == 0 && !onlyDuplicates {
+		return nil, newError(http.StatusBadRequest, AddMessagesError{Rejected: rejected})
+	}
+	return AddMessagesResponse{OK: true, Queued: queued, Rejected: rejected}, nil
+}
+
+// itemResult is what enqueueItems did with one request item.
+type itemResult struct {
+	reason string // "" when queued, else the rejection reason
+	pk     string // the stored message's pk, when there is one
+}
+
+// duplicate: the id was already processed or is being sent (api.md §3.4), not an error.
+func (r itemResult) duplicate() bool {
+	return r.reason == reasonAlreadySent || r.reason == reasonSendingNow
+}
+
+// enqueueItems runs checks 2 and 3 of api.md §3.2 and stores the items in
+// one store call, answering per item in request order and how many queued.
+func (s *server) enqueueItems(c *call, items []item, defaultPrio *int) ([]itemResult, int, error) {
 	if len(items) > s.maxBatch {
 		msg := fmt.Sprintf("Cannot enqueue more than %d messages at once", s.maxBatch)
-		return nil, newError(http.StatusBadRequest, AddMessagesError{Error: &msg})
+		return nil, 0, newError(http.StatusBadRequest, AddMessagesError{Error: &msg})
 	}
 	if !c.p.Admin {
 		for i := range items {
 			if t := items[i].tenantID; t != nil && strings.TrimSpace(*t) != "" && *t != c.p.TenantID {
-				return nil, auth.ErrWrongTenant
+				return nil, 0, auth.ErrWrongTenant
 			}
 		}
 	}
@@ -672,7 +711,6 @@ func (s *server) enqueue(c *call, items []item, defaultPrio *int) (any, error) {
 	}
 	defaultTenant := c.p.DefaultTenant()
 	now := s.now()
-	rejected := make([]RejectedItem, 0)
 	// toStore[i] is the request index of the i-th stored item.
 	batch := make([]store.NewMessage, 0, len(items))
 	toStore := make([]int, 0, len(items))
@@ -700,7 +738,7 @@ func (s *server) enqueue(c *call, items []item, defaultPrio *int) (any, error) {
 		}
 		payload, err := json.Marshal(&it.payload)
 		if err != nil {
-			return nil, fmt.Errorf("encode payload: %w", err)
+			return nil, 0, fmt.Errorf("encode payload: %w", err)
 		}
 		// PK left empty: the store makes a time-ordered one, which keeps
 		// inserts local in its primary-key index (random v4 keys halve batch speed).
@@ -718,16 +756,18 @@ func (s *server) enqueue(c *call, items []item, defaultPrio *int) (any, error) {
 		c.tenantID = commonTenant
 	}
 	queued := 0
+	pks := make([]string, len(items))
 	if len(batch) > 0 {
 		results, err := s.st.EnqueueBatch(c.ctx(), batch, now)
 		if err != nil {
-			return nil, fmt.Errorf("enqueue: %w", err)
+			return nil, 0, fmt.Errorf("enqueue: %w", err)
 		}
 		if len(results) != len(batch) {
-			return nil, fmt.Errorf("enqueue: %d results for %d items", len(results), len(batch))
+			return nil, 0, fmt.Errorf("enqueue: %d results for %d items", len(results), len(batch))
 		}
 		for j, res := range results {
 			i := toStore[j]
+			pks[i] = res.PK
 			switch res.Status {
 			case store.Queued:
 				reasons[i] = ""
@@ -746,26 +786,12 @@ func (s *server) enqueue(c *call, items []item, defaultPrio *int) (any, error) {
 		}
 		s.refreshPending()
 	}
-	ok := queued > 0
-	onlyDuplicates := true
-	for i := range items {
-		if reasons[i] == "" {
-			continue
-		}
-		var id *string
-		if strings.TrimSpace(items[i].id) != "" {
-			id = &items[i].id
-		}
-		rejected = append(rejected, RejectedItem{ID: id, Reason: reasons[i]})
-		if reasons[i] != reasonAlreadySent && reasons[i] != reasonSendingNow {
-			onlyDuplicates = false
-		}
-	}
 	if queued > 0 {
 		s.wake()
 	}
-	if !ok && !onlyDuplicates {
-		return nil, newError(http.StatusBadRequest, AddMessagesError{Rejected: rejected})
+	out := make([]itemResult, len(items))
+	for i := range items {
+		out[i] = itemResult{reason: reasons[i], pk: pks[i]}
 	}
-	return AddMessagesResponse{OK: true, Queued: queued, Rejected: rejected}, nil
+	return out, queued, nil
 }

@@ -30,7 +30,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mailproxy/mailproxy/internal/auth"
 	"github.com/mailproxy/mailproxy/internal/store"
 )
 
@@ -382,8 +381,8 @@ func (s *server) v07DeleteAccount(c *call) (any, error) {
 // v07AddMessage is POST /messages/add: one message, the fields of an
 // add-messages item at the top level, answered {"id","pk"}. It follows
 // add-messages' rules for one item (schema 422, another tenant's id 401,
-// per-item reasons, storing a rejected item as errored) but calls the store
-// itself, because add-messages' answer carries no pk. As in add-messages,
+// per-item reasons, storing a rejected item as errored) through the same
+// enqueueItems core, which also reports the pk. As in add-messages,
 // "already sent" and "sending in progress" are successes (the stored
 // message's pk is returned); any other rejection is add-messages' 400
 // {"detail":{"error":null,"rejected":[…]}}. No Idempotency-Key here.
@@ -401,62 +400,18 @@ func (s *server) v07AddMessage(c *call) (any, error) {
 	if !is.empty() {
 		return nil, invalid(is.list)
 	}
-	if t := it.tenantID; !c.p.Admin && t != nil && strings.TrimSpace(*t) != "" && *t != c.p.TenantID {
-		return nil, auth.ErrWrongTenant
-	}
-	tenant := c.p.DefaultTenant()
-	if it.tenantID != nil {
-		tenant = *it.tenantID
-	}
-	c.tenantID = tenant
-	it.payload.TenantID = tenant
-	it.payload.Priority = s.defaultPriority
-	if it.priority != nil {
-		it.payload.Priority = *it.priority
-	}
-	reason := itemReason(&it)
-	reject := func(reason string) error {
-		var id *string
-		if strings.TrimSpace(it.id) != "" {
-			id = &it.id
-		}
-		return newError(http.StatusBadRequest, AddMessagesError{Rejected: []RejectedItem{{ID: id, Reason: reason}}})
-	}
-	if strings.TrimSpace(it.id) == "" || strings.TrimSpace(tenant) == "" {
-		return nil, reject(reason)
-	}
-	payload, err := json.Marshal(&it.payload)
+	results, _, err := s.enqueueItems(c, []item{it}, nil)
 	if err != nil {
-		return nil, fmt.Errorf("encode payload: %w", err)
+		return nil, err
 	}
-	nm := store.NewMessage{TenantID: tenant, ID: it.id, AccountID: it.payload.AccountID,
-		Priority: it.payload.Priority, Payload: payload, DeferredUntil: it.deferredUntil, RejectReason: reason}
-	if bc := it.payload.BatchCode; bc != "" {
-		nm.BatchCode = &bc
+	if r := results[0]; r.reason == "" || r.duplicate() {
+		return V07MessageAdded{ID: it.id, PK: r.pk}, nil
 	}
-	results, err := s.st.EnqueueBatch(c.ctx(), []store.NewMessage{nm}, s.now())
-	if err != nil {
-		return nil, fmt.Errorf("enqueue: %w", err)
+	var id *string
+	if strings.TrimSpace(it.id) != "" {
+		id = &it.id
 	}
-	if len(results) != 1 {
-		return nil, fmt.Errorf("enqueue: %d results for 1 item", len(results))
-	}
-	s.refreshPending()
-	res := results[0]
-	switch res.Status {
-	case store.Queued:
-		s.wake()
-		return V07MessageAdded{ID: it.id, PK: res.PK}, nil
-	case store.AlreadySent, store.SendingInProgress:
-		return V07MessageAdded{ID: it.id, PK: res.PK}, nil
-	}
-	switch {
-	case res.Reason != "":
-		reason = res.Reason
-	case reason == "":
-		reason = reasonAccountNotFound
-	}
-	return nil, reject(reason)
+	return nil, newError(http.StatusBadRequest, AddMessagesError{Rejected: []RejectedItem{{ID: id, Reason: results[0].reason}}})
 }
 
 // scanMessages pages through the store's listing until visit returns false.
