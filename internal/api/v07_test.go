@@ -562,107 +562,51 @@ func TestV07ScopeMatrix(t *testing.T) {
 		e.account("t1", "del-"+who)
 		e.tenant("victim-" + who)
 	}
-	const (
-		public = iota
-		anyAuth
-		tenantScoped
-		adminOnly
-	)
-	type req struct{ path, body string }
-	fixed := func(path, body string) func(string) req {
-		return func(string) req { return req{path, body} }
-	}
 	message := func(who string) string {
 		return `"id":"m-` + who + `","tenant_id":"t1","account_id":"a1","from":"a@example.com","to":"b@example.com","subject":"s"`
 	}
-	routes := []struct {
-		method string
-		class  int
-		named  bool // the request names tenant t1
-		req    func(who string) req
-	}{
-		{"GET", public, false, fixed("/instance/health", "")},
-		{"GET", anyAuth, false, fixed("/instance/status", "")},
-		{"GET", anyAuth, false, fixed("/messages/count_active", "")},
-		{"POST", anyAuth, true, fixed("/instance/run_now", `{"tenant_id":"t1"}`)},
-		{"POST", tenantScoped, true, fixed("/instance/suspend", `{"tenant_id":"t1","batch_code":"b"}`)},
-		{"POST", tenantScoped, true, fixed("/instance/activate", `{"tenant_id":"t1","batch_code":"b"}`)},
-		{"POST", tenantScoped, true, fixed("/tenants/suspend_batch", `{"tenant_id":"t1","batch_code":"c"}`)},
-		{"POST", tenantScoped, true, fixed("/tenants/activate_batch", `{"tenant_id":"t1","batch_code":"c"}`)},
-		{"POST", tenantScoped, true, func(who string) req { return req{"/messages/add", "{" + message(who) + "}"} }},
-		{"POST", tenantScoped, true, func(who string) req {
-			return req{"/messages/add_batch", `{"messages":[{` + message("b-"+who) + `}]}`}
+	routes := []scopeRoute{
+		{"GET", classPublic, false, fixedReq("/instance/health", "")},
+		{"GET", classAny, false, fixedReq("/instance/status", "")},
+		{"GET", classAny, false, fixedReq("/messages/count_active", "")},
+		{"POST", classAny, true, fixedReq("/instance/run_now", `{"tenant_id":"t1"}`)},
+		{"POST", classTenant, true, fixedReq("/instance/suspend", `{"tenant_id":"t1","batch_code":"b"}`)},
+		{"POST", classTenant, true, fixedReq("/instance/activate", `{"tenant_id":"t1","batch_code":"b"}`)},
+		{"POST", classTenant, true, fixedReq("/tenants/suspend_batch", `{"tenant_id":"t1","batch_code":"c"}`)},
+		{"POST", classTenant, true, fixedReq("/tenants/activate_batch", `{"tenant_id":"t1","batch_code":"c"}`)},
+		{"POST", classTenant, true, func(who string) scopeReq { return scopeReq{"/messages/add", "{" + message(who) + "}"} }},
+		{"POST", classTenant, true, func(who string) scopeReq {
+			return scopeReq{"/messages/add_batch", `{"messages":[{` + message("b-"+who) + `}]}`}
 		}},
-		{"POST", tenantScoped, true, fixed("/messages/delete_batch", `{"tenant_id":"t1","ids":["nope"]}`)},
-		{"GET", tenantScoped, true, fixed("/messages/get?tenant_id=t1&message_id=seed", "")},
-		{"GET", tenantScoped, true, fixed("/messages/list?tenant_id=t1", "")},
-		{"GET", tenantScoped, true, fixed("/messages/cleanup?tenant_id=t1", "")},
-		{"GET", tenantScoped, true, fixed("/messages/count_pending_for_tenant?tenant_id=t1", "")},
-		{"POST", tenantScoped, true, func(who string) req {
-			return req{"/accounts/add", `{"id":"acc-` + who + `","tenant_id":"t1","host":"127.0.0.1","port":25}`}
+		{"POST", classTenant, true, fixedReq("/messages/delete_batch", `{"tenant_id":"t1","ids":["nope"]}`)},
+		{"GET", classTenant, true, fixedReq("/messages/get?tenant_id=t1&message_id=seed", "")},
+		{"GET", classTenant, true, fixedReq("/messages/list?tenant_id=t1", "")},
+		{"GET", classTenant, true, fixedReq("/messages/cleanup?tenant_id=t1", "")},
+		{"GET", classTenant, true, fixedReq("/messages/count_pending_for_tenant?tenant_id=t1", "")},
+		{"POST", classTenant, true, func(who string) scopeReq {
+			return scopeReq{"/accounts/add", `{"id":"acc-` + who + `","tenant_id":"t1","host":"127.0.0.1","port":25}`}
 		}},
-		{"POST", tenantScoped, true, func(who string) req {
-			return req{"/accounts/delete", `{"tenant_id":"t1","account_id":"del-` + who + `"}`}
+		{"POST", classTenant, true, func(who string) scopeReq {
+			return scopeReq{"/accounts/delete", `{"tenant_id":"t1","account_id":"del-` + who + `"}`}
 		}},
-		{"GET", tenantScoped, true, fixed("/accounts/get?tenant_id=t1&account_id=a1", "")},
-		{"GET", tenantScoped, true, fixed("/accounts/list?tenant_id=t1", "")},
-		{"POST", tenantScoped, true, fixed("/tenants/update", `{"tenant_id":"t1","name":"T one"}`)},
-		{"GET", tenantScoped, true, fixed("/tenants/get?tenant_id=t1", "")},
-		{"GET", tenantScoped, true, fixed("/tenants/get_suspended_batches?tenant_id=t1", "")},
-		{"GET", adminOnly, false, fixed("/instance/get", "")},
-		{"GET", adminOnly, false, fixed("/instance/get_sync_status", "")},
-		{"POST", adminOnly, false, fixed("/instance/update", `{"name":"proxy-1"}`)},
-		{"POST", adminOnly, false, fixed("/instance/upgrade_to_ee", "")},
-		{"POST", adminOnly, false, func(who string) req { return req{"/tenants/add", `{"id":"new-` + who + `"}`} }},
-		{"POST", adminOnly, false, func(who string) req { return req{"/tenants/delete", `{"tenant_id":"victim-` + who + `"}`} }},
-		{"POST", adminOnly, false, fixed("/tenants/create_api_key", `{"tenant_id":"t3"}`)},
-		{"POST", adminOnly, false, fixed("/tenants/revoke_api_key", `{"tenant_id":"t3"}`)},
-		{"GET", adminOnly, false, fixed("/tenants/list", "")},
-		{"GET", adminOnly, false, fixed("/command_log/list", "")},
-		{"GET", adminOnly, false, fixed("/command_log/export", "")},
+		{"GET", classTenant, true, fixedReq("/accounts/get?tenant_id=t1&account_id=a1", "")},
+		{"GET", classTenant, true, fixedReq("/accounts/list?tenant_id=t1", "")},
+		{"POST", classTenant, true, fixedReq("/tenants/update", `{"tenant_id":"t1","name":"T one"}`)},
+		{"GET", classTenant, true, fixedReq("/tenants/get?tenant_id=t1", "")},
+		{"GET", classTenant, true, fixedReq("/tenants/get_suspended_batches?tenant_id=t1", "")},
+		{"GET", classAdmin, false, fixedReq("/instance/get", "")},
+		{"GET", classAdmin, false, fixedReq("/instance/get_sync_status", "")},
+		{"POST", classAdmin, false, fixedReq("/instance/update", `{"name":"proxy-1"}`)},
+		{"POST", classAdmin, false, fixedReq("/instance/upgrade_to_ee", "")},
+		{"POST", classAdmin, false, func(who string) scopeReq { return scopeReq{"/tenants/add", `{"id":"new-` + who + `"}`} }},
+		{"POST", classAdmin, false, func(who string) scopeReq { return scopeReq{"/tenants/delete", `{"tenant_id":"victim-` + who + `"}`} }},
+		{"POST", classAdmin, false, fixedReq("/tenants/create_api_key", `{"tenant_id":"t3"}`)},
+		{"POST", classAdmin, false, fixedReq("/tenants/revoke_api_key", `{"tenant_id":"t3"}`)},
+		{"GET", classAdmin, false, fixedReq("/tenants/list", "")},
+		{"GET", classAdmin, false, fixedReq("/command_log/list", "")},
+		{"GET", classAdmin, false, fixedReq("/command_log/export", "")},
 	}
-	principals := []struct{ who, token string }{
-		{"admin", adminToken}, {"own", ownKey}, {"other", otherKey}, {"none", ""}, {"bad", "not-a-token"},
-	}
-	for _, rt := range routes {
-		for _, p := range principals {
-			rq := rt.req(p.who)
-			t.Run(rt.method+" "+rq.path+" as "+p.who, func(t *testing.T) {
-				wantStatus, wantDetail := http.StatusOK, ""
-				switch rt.class {
-				case anyAuth, tenantScoped:
-					switch {
-					case p.who == "none" || p.who == "bad":
-						wantStatus, wantDetail = 401, "Invalid or missing API token"
-					case p.who == "other" && rt.named:
-						wantStatus, wantDetail = 401, "Token not authorized for this tenant"
-					}
-				case adminOnly:
-					switch p.who {
-					case "none":
-						wantStatus, wantDetail = 401, "Admin token required"
-					case "bad":
-						wantStatus, wantDetail = 401, "Invalid or missing API token"
-					case "own", "other":
-						wantStatus, wantDetail = 403, "Admin token required, tenant tokens not allowed for this operation"
-					}
-				}
-				var body any
-				if rq.body != "" {
-					body = rq.body
-				}
-				r := e.doT(t, rt.method, rq.path, p.token, body)
-				if r.Status != wantStatus {
-					t.Fatalf("status %d, want %d: %s", r.Status, wantStatus, r.Body)
-				}
-				if wantDetail != "" {
-					if got := r.Detail(t); got != wantDetail {
-						t.Errorf("detail %q, want %q", got, wantDetail)
-					}
-				}
-			})
-		}
-	}
+	runScopeMatrix(t, e, ownKey, otherKey, routes)
 	// Another tenant's key acting on its own tenant through the aliases
 	// never sees t1's data.
 	if r := e.must(200, "GET", "/messages/list", otherKey, nil); string(r.Body) != `[]` {
