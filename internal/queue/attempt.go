@@ -255,7 +255,8 @@ func rateRequest(a store.Account, tenantID string, now time.Time) (store.RateReq
 	}
 	req := store.RateRequest{TenantID: tenantID, AccountID: a.ID, Now: now,
 		PerMinute: v(a.LimitPerMinute), PerHour: v(a.LimitPerHour), PerDay: v(a.LimitPerDay)}
-	return req, req.PerMinute > 0 || req.PerHour > 0 || req.PerDay > 0
+	_, none := req.Limits()
+	return req, !none
 }
 
 func asDeliveryError(err error) *delivery.Error {
