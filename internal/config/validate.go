@@ -144,6 +144,7 @@ func (c Config) Validate() error {
 		}
 	}
 	httpURL("GMP_URL", c.URL)
+	errs = append(errs, c.refuseUnsupported()...)
 	return errors.Join(errs...)
 }
 
