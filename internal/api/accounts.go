@@ -228,7 +228,7 @@ func (s *server) addAccount(c *call) (any, error) {
 	} else {
 		for _, name := range []string{"host", "port"} {
 			if !f.has(name) {
-				is.missing([]any{"body", name})
+				f.missingField(name)
 			}
 		}
 		if !is.empty() {

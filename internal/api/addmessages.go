@@ -184,7 +184,7 @@ func (s *server) parseAddMessages(top map[string]json.RawMessage, is *issues) (i
 	}
 	raw, ok := top["messages"]
 	if !ok {
-		is.missing([]any{"body", "messages"})
+		is.missing([]any{"body", "messages"}, objectInput(top))
 		return nil, defaultPrio
 	}
 	if kindOf(raw) != kindArray {
@@ -242,7 +242,7 @@ func parseMessage(m map[string]json.RawMessage, loc []any, is *issues) item {
 	p.AccountID, _ = f.str("account_id", true)
 	switch {
 	case !f.has("from") && !f.has("from_addr"):
-		is.missing(at(loc, "from"))
+		f.missingField("from")
 	case f.has("from") && (kindOf(m["from"]) != kindNull || !f.has("from_addr")):
 		p.From, _ = f.str("from", true)
 	default:

@@ -319,7 +319,7 @@ func TestAddMessagesPydanticEntryShape(t *testing.T) {
 		t.Errorf("body %s\nwant %s", r.Body, want)
 	}
 	r = e.must(422, "POST", "/commands/add-messages", key, `{"messages":[{"id":"a"}]}`)
-	if !strings.Contains(string(r.Body), `{"type":"missing","loc":["body","messages",0,"subject"],"msg":"Field required"}`) {
+	if !strings.Contains(string(r.Body), `{"type":"missing","loc":["body","messages",0,"subject"],"msg":"Field required","input":{"id":"a"}}`) {
 		t.Errorf("missing entry: %s", r.Body)
 	}
 }

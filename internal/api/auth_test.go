@@ -89,7 +89,7 @@ func TestTenantRouteNeedsTenantForAdmin(t *testing.T) {
 	e := setup(t)
 	key := e.tenant("t1")
 	r := e.must(422, "GET", "/accounts", adminToken, nil)
-	if string(r.Body) != `{"detail":[{"type":"missing","loc":["query","tenant_id"],"msg":"Field required"}]}` {
+	if string(r.Body) != `{"detail":[{"type":"missing","loc":["query","tenant_id"],"msg":"Field required","input":null}]}` {
 		t.Errorf("body %s", r.Body)
 	}
 	// A key defaults to its own tenant.

@@ -201,7 +201,7 @@ func (s *server) run(c *call) (any, error) {
 		if q, ok := c.query["tenant_id"]; ok {
 			c.tenantID = q.s
 		} else if p.Admin {
-			is.missing([]any{"query", "tenant_id"})
+			is.missing([]any{"query", "tenant_id"}, nil)
 		} else {
 			c.tenantID = p.TenantID
 		}
@@ -254,7 +254,7 @@ func parseQuery(r *http.Request, params []param, is *issues) map[string]queryVal
 		loc := []any{"query", p.name}
 		if v == "" {
 			if p.required {
-				is.missing(loc)
+				is.missing(loc, nil)
 			}
 			continue
 		}

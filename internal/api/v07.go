@@ -267,7 +267,7 @@ func v07BodyTenant(c *call) (map[string]json.RawMessage, error) {
 	case ok && t != "":
 		c.tenantID = t
 	case c.p.Admin:
-		is.missing([]any{"body", "tenant_id"})
+		f.missingField("tenant_id")
 		return nil, invalid(is.list)
 	default:
 		c.tenantID = c.p.TenantID

@@ -86,7 +86,24 @@ func (is *issues) add(typ, msg string, loc []any, input json.RawMessage, ctx map
 	is.list = append(is.list, issue{Type: typ, Loc: loc, Msg: msg, Input: input, Ctx: ctx})
 }
 
-func (is *issues) missing(loc []any) { is.add("missing", msgMissing, loc, nil, nil) }
+// missing records an absent field. input is what pydantic echoes: the
+// enclosing object, or nil for JSON null (a missing query parameter or body).
+func (is *issues) missing(loc []any, input json.RawMessage) {
+	if input == nil {
+		input = json.RawMessage("null")
+	}
+	is.add("missing", msgMissing, loc, input, nil)
+}
+
+// objectInput renders a decoded object as a missing entry's input. Members
+// keep their raw values (secrets redacted: an answer never carries one);
+// only their order may differ from the request.
+func objectInput(m map[string]json.RawMessage) json.RawMessage {
+	if m == nil {
+		return nil
+	}
+	return redactJSON(jsonInput(m))
+}
 
 func (is *issues) valueError(loc []any, input json.RawMessage, text string) {
 	is.add("value_error", "Value error, "+text, loc, input, map[string]any{"error": text})
@@ -121,7 +138,7 @@ func parseJSONBody(body []byte, optional bool) (map[string]json.RawMessage, *api
 			return map[string]json.RawMessage{}, nil
 		}
 		var is issues
-		is.missing([]any{"body"})
+		is.missing([]any{"body"}, nil)
 		return nil, invalid(is.list)
 	}
 	var obj map[string]json.RawMessage
@@ -147,7 +164,7 @@ func parseJSONBody(body []byte, optional bool) (map[string]json.RawMessage, *api
 			return map[string]json.RawMessage{}, nil
 		}
 		var is issues
-		is.missing([]any{"body"})
+		is.missing([]any{"body"}, nil)
 		return nil, invalid(is.list)
 	}
 	return obj, nil
@@ -190,10 +207,13 @@ func (f fields) has(name string) bool {
 	return ok
 }
 
+// missingField records an absent member, echoing the enclosing object.
+func (f fields) missingField(name string) { f.is.missing(at(f.loc, name), objectInput(f.m)) }
+
 // require records a missing member; it reports whether the member is present.
 func (f fields) require(name string) bool {
 	if _, ok := f.m[name]; !ok {
-		f.is.missing(at(f.loc, name))
+		f.missingField(name)
 		return false
 	}
 	return true
@@ -205,7 +225,7 @@ func (f fields) str(name string, required bool) (string, bool) {
 	v, present := f.m[name]
 	if !present {
 		if required {
-			f.is.missing(at(f.loc, name))
+			f.missingField(name)
 		}
 		return "", false
 	}
