@@ -12,6 +12,7 @@ import (
 
 // Tenant defaults and constants (api.md §4.2, client-sync.md §5).
 const (
+	defaultTenantID       = "default" // made at first start (lifecycle.md §2)
 	defaultSyncPath       = "/mail-proxy/sync"
 	defaultAttachmentPath = "/mail-proxy/attachments"
 	maskedSecret          = "********"
@@ -248,7 +249,11 @@ func (s *server) addTenant(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !created {
+	// The default tenant is made at first start without a key; configuring
+	// it through the API hands out its key as for any new tenant. Other
+	// tenants without a key had it revoked, which an update must not undo.
+	firstKey := t.ID == defaultTenantID && t.APIKeyHash == ""
+	if !created && !firstKey {
 		return TenantCreatedResponse{OK: true}, nil
 	}
 	key, hash := auth.NewAPIKey()
