@@ -420,6 +420,12 @@ type Store interface {
 	// CountUnprocessed counts messages without a final outcome, all tenants.
 	CountUnprocessed(ctx context.Context) (int, error)
 	Stats(ctx context.Context, tenantID string, now time.Time) ([]TenantStats, error) // "" = all
+	// Overview reads the dashboard's queue summary for one tenant ("" = all):
+	// counts at now, the oldest due message and the outcomes per minute since.
+	Overview(ctx context.Context, tenantID string, now, since time.Time) (QueueOverview, error)
+	// SearchMessages lists messages matching s, newest first, as ListMessages
+	// builds records (latest events; history on request).
+	SearchMessages(ctx context.Context, s MessageSearch, now time.Time) ([]MessageRecord, error)
 
 	// Delivery.
 	Claim(ctx context.Context, req ClaimRequest) ([]Claim, error)
