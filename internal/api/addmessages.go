@@ -88,6 +88,7 @@ type MessageItem struct {
 	Subject     string                 `json:"subject" minLength:"1"`
 	Body        string                 `json:"body,omitempty" default:""`
 	ContentType string                 `json:"content_type,omitempty" default:"plain" doc:"html for text/html, else text/plain"`
+	BodyText    string                 `json:"body_text,omitempty" doc:"text/plain alternative of an html body (default: generated from the HTML)"`
 	Headers     map[string]HeaderValue `json:"headers,omitempty" maxProperties:"100" doc:"extra headers; null values skipped"`
 	MessageID   string                 `json:"message_id,omitempty" doc:"Message-ID, verbatim"`
 	Attachments []AttachmentItem       `json:"attachments,omitempty" maxItems:"100"`
@@ -270,6 +271,7 @@ func parseMessage(m map[string]json.RawMessage, loc []any, is *issues) item {
 	if ct, ok := f.str("content_type", false); ok && ct == "html" {
 		p.ContentType = "html"
 	}
+	p.BodyText, _ = f.str("body_text", false)
 	if v, ok := f.raw("headers"); ok {
 		p.Headers = parseHeaders(v, at(loc, "headers"), is)
 	}

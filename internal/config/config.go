@@ -36,6 +36,7 @@ type Config struct {
 	MaxSendsPerAccount    int     `env:"GMP_MAX_SENDS_PER_ACCOUNT" envDefault:"3" ini:"max_sends_per_account" doc:"concurrent SMTP transactions per account"`
 	PoolSize              int     `env:"GMP_POOL_SIZE" envDefault:"5" ini:"pool_size" doc:"open SMTP connections per account"`
 	SMTPResetAfterMessage bool    `env:"GMP_SMTP_RSET_AFTER_MESSAGE" envDefault:"false" ini:"smtp_rset_after_message" doc:"send RSET after every accepted message too (default: only after refusals; the server resets after DATA, RFC 5321 4.1.1.4)"`
+	HTMLTextAlternative   bool    `env:"GMP_HTML_TEXT_ALTERNATIVE" envDefault:"true" ini:"html_text_alternative" doc:"send html bodies with a text/plain part generated from the HTML when the item has no body_text"`
 	MaxRetries            int     `env:"GMP_MAX_RETRIES" envDefault:"5" ini:"max_retries" doc:"retry budget for temporary failures"`
 	RetryDelays           []int   `env:"GMP_RETRY_DELAYS" envDefault:"60,300,900,3600,7200" envSeparator:"," ini:"retry_delays" doc:"retry delays in seconds; the last repeats"`
 	ClaimLeaseSeconds     int     `env:"GMP_CLAIM_LEASE_SECONDS" envDefault:"60" ini:"claim_lease_seconds" doc:"claim lease, seconds"`

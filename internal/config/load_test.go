@@ -44,7 +44,7 @@ func TestDefaults(t *testing.T) {
 		Host: "0.0.0.0", Port: 8000, DBPath: "./mail_service.db", InstanceName: "mail-proxy",
 		LogLevel: "INFO", LogFormat: "text",
 		SchedulerActive: true, SendLoopInterval: sec(0.5), DefaultPriority: "2",
-		BatchSizePerAccount: 50, MaxEnqueueBatch: 1000, MaxSends: 10, MaxSendsPerAccount: 3, PoolSize: 5,
+		BatchSizePerAccount: 50, MaxEnqueueBatch: 1000, MaxSends: 10, MaxSendsPerAccount: 3, PoolSize: 5, HTMLTextAlternative: true,
 		MaxRetries: 5, RetryDelays: []int{60, 300, 900, 3600, 7200}, ClaimLeaseSeconds: 60, ShutdownTimeout: sec(30),
 		ClientSyncTimeout: sec(30), SyncInterval: sec(300), ReportBatchSize: 1000, ReportRetention: sec(604800),
 		AttachmentTimeout: sec(30), MaxAttachmentFetches: 3, AttachmentMaxMB: 25, MessageMaxMB: 50,

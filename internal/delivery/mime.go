@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/k3a/html2text"
 	gomail "github.com/wneessen/go-mail"
 
 	"github.com/mailproxy/mailproxy/internal/store"
@@ -87,9 +88,24 @@ func canonicalName(lower, name string) string {
 	return name
 }
 
-// Build makes the MIME message for one attempt (delivery.md §5). pk is the
-// message's primary key, used for a stable Message-ID; now is the Date.
+// BuildOptions are the instance's MIME choices.
+type BuildOptions struct {
+	// NoGeneratedText turns off the text/plain part generated from an HTML
+	// body; an item's own body_text is still sent as the alternative.
+	NoGeneratedText bool
+}
+
+// Build makes the MIME message for one attempt (delivery.md §5) with the
+// default options.
 func Build(p store.Payload, pk string, parts []Part, now time.Time) (*Message, error) {
+	return BuildOptions{}.Build(p, pk, parts, now)
+}
+
+// Build makes the MIME message for one attempt (delivery.md §5). pk is the
+// message's primary key, used for a stable Message-ID; now is the Date. An
+// HTML body goes as multipart/alternative with a text/plain part first
+// (body_text, else generated from the HTML unless NoGeneratedText).
+func (o BuildOptions) Build(p store.Payload, pk string, parts []Part, now time.Time) (*Message, error) {
 	fromAddr, err := mail.ParseAddress(p.From)
 	if err != nil {
 		return nil, buildErr("from %q: %v", p.From, err)
@@ -151,12 +167,18 @@ func Build(p store.Payload, pk string, parts []Part, now time.Time) (*Message, e
 		}
 		m.utf8 = m.utf8 || h.raw
 	}
-	contentType := gomail.TypeTextPlain
-	if strings.EqualFold(p.ContentType, "html") {
-		contentType = gomail.TypeTextHTML
-	}
-	msg.SetBodyString(contentType, p.Body)
 	m.estimate = int64(len(p.Body)) + 4096
+	switch text := o.textAlternative(p); {
+	case !strings.EqualFold(p.ContentType, "html"):
+		msg.SetBodyString(gomail.TypeTextPlain, p.Body)
+	case text == "":
+		msg.SetBodyString(gomail.TypeTextHTML, p.Body)
+	default:
+		// RFC 2046 §5.1.4: the preferred (richest) alternative comes last.
+		msg.SetBodyString(gomail.TypeTextPlain, text)
+		msg.AddAlternativeString(gomail.TypeTextHTML, p.Body)
+		m.estimate += int64(len(text))
+	}
 
 	for i, part := range parts {
 		ctype, err := partType(part)
@@ -178,6 +200,23 @@ func Build(p store.Payload, pk string, parts []Part, now time.Time) (*Message, e
 	}
 	m.msg = msg
 	return m, nil
+}
+
+// textAlternative is the text/plain part of an HTML message: the item's
+// body_text, else (unless turned off) the HTML rendered as text with links
+// kept as "text <url>" and list items as " - item"; "" means none.
+func (o BuildOptions) textAlternative(p store.Payload) string {
+	if !strings.EqualFold(p.ContentType, "html") {
+		return ""
+	}
+	if strings.TrimSpace(p.BodyText) != "" {
+		return p.BodyText
+	}
+	if o.NoGeneratedText || strings.TrimSpace(p.Body) == "" {
+		return ""
+	}
+	return html2text.HTML2TextWithOptions(p.Body,
+		html2text.WithLinksInnerText(), html2text.WithListSupport(), html2text.WithUnixLineBreaks())
 }
 
 // addRecipients fills RCPT TO from to, cc and bcc, de-duplicated

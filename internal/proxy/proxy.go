@@ -159,6 +159,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		TestMode:            cfg.TestMode,
 		LogActivity:         cfg.LogDeliveryActivity,
 		BounceReturnPath:    bounceReturnPath,
+		MIME:                delivery.BuildOptions{NoGeneratedText: !cfg.HTMLTextAlternative},
 		Logger:              log.With("component", "queue"),
 		Metrics:             m,
 		OnOutcome:           func(string) { reports.Wake() },

@@ -97,7 +97,7 @@ func (d *Dispatcher) attempt(ctx context.Context, c store.Claim) result {
 	if p.ReturnPath == "" && d.opts.BounceReturnPath != "" {
 		p.ReturnPath = d.opts.BounceReturnPath
 	}
-	msg, err := delivery.Build(p, m.PK, parts, now)
+	msg, err := d.opts.MIME.Build(p, m.PK, parts, now)
 	if err != nil {
 		return d.failed(m, base, "Cannot build message: "+err.Error(), false, 0, false, labels)
 	}

@@ -60,6 +60,7 @@ type Options struct {
 	TestMode            bool          // claim only on RunNow
 	LogActivity         bool          // GMP_LOG_DELIVERY_ACTIVITY
 	BounceReturnPath    string        // envelope sender when bounce processing is on
+	MIME                delivery.BuildOptions
 
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics

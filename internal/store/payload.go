@@ -22,6 +22,7 @@ type Payload struct {
 	Subject     string            `json:"subject"`
 	Body        string            `json:"body"`
 	ContentType string            `json:"content_type,omitempty"` // "html" or "plain"
+	BodyText    string            `json:"body_text,omitempty"`    // text/plain alternative of an html body
 	Headers     map[string]string `json:"headers,omitempty"`      // values already rendered as text
 	MessageID   string            `json:"message_id,omitempty"`
 	Attachments []Attachment      `json:"attachments,omitempty"`
