@@ -39,6 +39,7 @@ const (
 	reasonAlreadySent      = "already sent"
 	reasonSendingNow       = "sending in progress"
 	reasonAccountNotFound  = "account not found for tenant"
+	reasonHeaderNotAllowed = "header not allowed: "
 	idempotencyHeader      = "Idempotency-Key"
 	idempotencyReplayed    = "Idempotent-Replayed"
 	detailIdempotencyBody  = "Idempotency-Key already used with a different request body"
@@ -595,7 +596,32 @@ func itemReason(it *item) string {
 	if !check(strings.TrimSpace(p.ReturnPath)) {
 		return reasonInvalidAddress + p.ReturnPath
 	}
+	if name := forbiddenHeader(p.Headers); name != "" {
+		return reasonHeaderNotAllowed + name + " (" + forbiddenHeaders[strings.ToLower(name)] + ")"
+	}
 	return ""
+}
+
+// forbiddenHeaders are the custom headers that would override what the
+// message's own fields set (and validate), with the field to use instead.
+// Bcc would also reveal the blind copies to every recipient.
+var forbiddenHeaders = map[string]string{
+	"from": "use the from field", "sender": "set by the from field", "to": "use the to field",
+	"cc": "use the cc field", "bcc": "use the bcc field", "reply-to": "use the reply_to field",
+	"return-path": "use the return_path field", "message-id": "use the message_id field",
+	"date": "set when the message is sent",
+}
+
+// forbiddenHeader returns the first (by name order) custom header that
+// forbiddenHeaders refuses, as given, or "".
+func forbiddenHeader(h map[string]string) string {
+	found := ""
+	for name := range h {
+		if _, bad := forbiddenHeaders[strings.ToLower(name)]; bad && (found == "" || name < found) {
+			found = name
+		}
+	}
+	return found
 }
 
 // validIdempotencyKey: 1..256 printable ASCII characters.
@@ -736,6 +762,12 @@ func (s *server) enqueueItems(c *call, items []item, defaultPrio *int) ([]itemRe
 		}
 		reasons[i] = itemReason(it)
 		if strings.TrimSpace(it.id) == "" || strings.TrimSpace(tenant) == "" {
+			// Not stored (no id or no tenant to store it under): never
+			// without a reason (a tenant key of a blank-id tenant made
+			// before ids were checked gets here with none).
+			if reasons[i] == "" {
+				reasons[i] = reasonMissingTenant
+			}
 			continue
 		}
 		payload, err := json.Marshal(&it.payload)

@@ -44,7 +44,7 @@ type TenantUpdatePayload struct {
 // TenantPayload is POST /tenant's body; on an existing id every field is replaced.
 type TenantPayload struct {
 	_  struct{} `additionalProperties:"true"`
-	ID string   `json:"id" minLength:"1"`
+	ID string   `json:"id" minLength:"1" maxLength:"64" doc:"not blank; no '/' or control characters"`
 	TenantUpdatePayload
 }
 
@@ -229,17 +229,17 @@ func (s *server) addTenant(c *call) (any, error) {
 	var is issues
 	f := newFields(top, []any{"body"}, &is)
 	id, ok := f.str("id", true)
-	if ok {
-		f.strLen("id", id, 1, 0)
-	}
+	ok = ok && checkTenantID(f, "id", id)
 	c.tenantID = id
 	t := store.Tenant{ID: id}
-	existing, err := s.st.GetTenant(c.ctx(), id)
-	switch {
-	case err == nil:
-		t = existing
-	case !isTenantMissing(err) && id != "":
-		return nil, err
+	if ok {
+		existing, err := s.st.GetTenant(c.ctx(), id)
+		switch {
+		case err == nil:
+			t = existing
+		case !isTenantMissing(err):
+			return nil, err
+		}
 	}
 	applyTenant(f, &t, false)
 	if !is.empty() {
