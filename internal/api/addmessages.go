@@ -251,13 +251,13 @@ func parseMessage(m map[string]json.RawMessage, loc []any, is *issues) item {
 		p.From, _ = f.str("from_addr", true)
 	}
 	if f.require("to") {
-		p.To = recipients(m["to"], at(loc, "to"), is, true)
+		p.To, p.ToText = recipients(m["to"], at(loc, "to"), is, true)
 	}
 	if v, ok := f.raw("cc"); ok {
-		p.Cc = recipients(v, at(loc, "cc"), is, false)
+		p.Cc, p.CcText = recipients(v, at(loc, "cc"), is, false)
 	}
 	if v, ok := f.raw("bcc"); ok {
-		p.Bcc = recipients(v, at(loc, "bcc"), is, false)
+		p.Bcc, p.BccText = recipients(v, at(loc, "bcc"), is, false)
 	}
 	if n := len(p.To) + len(p.Cc) + len(p.Bcc); n > maxRecipients {
 		is.valueError(loc, nil, fmt.Sprintf("a message may have at most %d recipients, not %d", maxRecipients, n))
@@ -296,16 +296,17 @@ func parseMessage(m map[string]json.RawMessage, loc []any, is *issues) item {
 	return it
 }
 
-// recipients reads a string (split on commas) or a list of strings; blank
-// entries are dropped. Wrong types give pydantic's union errors.
-func recipients(v json.RawMessage, loc []any, is *issues, required bool) []string {
+// recipients reads a string (split on commas; also returned as text, so the
+// payload keeps the submitted form) or a list of strings; blank entries are
+// dropped. Wrong types give pydantic's union errors.
+func recipients(v json.RawMessage, loc []any, is *issues, required bool) ([]string, string) {
 	switch kindOf(v) {
 	case kindString:
 		s, err := decodeJSONString(v)
 		if err != nil {
 			break
 		}
-		return splitAddresses(s)
+		return store.SplitAddresses(s), s
 	case kindArray:
 		var list []json.RawMessage
 		if json.Unmarshal(v, &list) != nil {
@@ -313,7 +314,7 @@ func recipients(v json.RawMessage, loc []any, is *issues, required bool) []strin
 		}
 		if len(list) > maxRecipients {
 			is.tooLong(loc, "List", maxRecipients, len(list))
-			return nil
+			return nil, ""
 		}
 		out := make([]string, 0, len(list))
 		for i, e := range list {
@@ -326,47 +327,15 @@ func recipients(v json.RawMessage, loc []any, is *issues, required bool) []strin
 				out = append(out, s)
 			}
 		}
-		return out
+		return out, ""
 	case kindNull:
 		if !required {
-			return nil
+			return nil, ""
 		}
 	}
 	is.add("string_type", msgStringType, at(loc, "str"), v, nil)
 	is.add("list_type", msgListType, at(loc, "list[str]"), v, nil)
-	return nil
-}
-
-// splitAddresses splits a comma-separated address list, keeping commas inside
-// quoted display names and angle brackets, and drops blank entries.
-func splitAddresses(s string) []string {
-	var out []string
-	inQuote, inAngle, escaped := false, false, false
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case escaped:
-			escaped = false
-		case c == '\\' && inQuote:
-			escaped = true
-		case c == '"':
-			inQuote = !inQuote
-		case c == '<' && !inQuote:
-			inAngle = true
-		case c == '>' && !inQuote:
-			inAngle = false
-		case c == ',' && !inQuote && !inAngle:
-			if a := strings.TrimSpace(s[start:i]); a != "" {
-				out = append(out, a)
-			}
-			start = i + 1
-		}
-	}
-	if a := strings.TrimSpace(s[start:]); a != "" {
-		out = append(out, a)
-	}
-	return out
+	return nil, ""
 }
 
 // parseHeaders renders header values as text (api.md §3.1).

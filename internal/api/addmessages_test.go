@@ -45,7 +45,7 @@ func TestAddMessagesQueuesAndStoresNormalisedPayload(t *testing.T) {
 	payload := rec["message"].(map[string]any)
 	want := map[string]any{
 		"id": "m1", "tenant_id": "acme", "account_id": "smtp", "from": "Sender <sender@example.com>",
-		"to":      []any{`"Doe, John" <john@example.com>`, "jane@example.com"},
+		"to":      `"Doe, John" <john@example.com>, , jane@example.com`, // as submitted (issue 12.4)
 		"cc":      []any{"cc@example.com"},
 		"subject": "Hello m1", "body": "Body of m1", "content_type": "html",
 		"headers":     map[string]any{"X-Num": "1.5", "X-Bool": "true", "X-Str": "v"},

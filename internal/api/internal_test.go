@@ -2,31 +2,8 @@ package api
 
 import (
 	"encoding/json"
-	"reflect"
 	"testing"
 )
-
-func TestSplitAddresses(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		in   string
-		want []string
-	}{
-		{"a@x.y", []string{"a@x.y"}},
-		{" a@x.y , b@x.y ,, ", []string{"a@x.y", "b@x.y"}},
-		{`"Doe, John" <j@x.y>, k@x.y`, []string{`"Doe, John" <j@x.y>`, "k@x.y"}},
-		{`"say \"hi, there\"" <q@x.y>`, []string{`"say \"hi, there\"" <q@x.y>`}},
-		{" , ", nil},
-	}
-	for _, tc := range cases {
-		t.Run(tc.in, func(t *testing.T) {
-			t.Parallel()
-			if got := splitAddresses(tc.in); !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("splitAddresses(%q) = %q, want %q", tc.in, got, tc.want)
-			}
-		})
-	}
-}
 
 func TestValidAddress(t *testing.T) {
 	t.Parallel()

@@ -1,8 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
 )
 
 // Payload is a message as stored after normalisation (lifecycle.md §3): the
@@ -29,6 +32,113 @@ type Payload struct {
 	Priority    int               `json:"priority"`
 	DeferredTS  *int64            `json:"deferred_ts,omitempty"` // Unix seconds
 	BatchCode   string            `json:"batch_code,omitempty"`
+
+	// ToText, CcText and BccText keep a recipient field the client gave as
+	// one (comma-separated) string, so the stored payload, and GET
+	// /messages, echo it as submitted while To, Cc and Bcc hold the
+	// addresses. "" = given as a list (or not at all).
+	ToText, CcText, BccText string `json:"-"`
+}
+
+// payloadFields is Payload without its JSON methods.
+type payloadFields Payload
+
+// MarshalJSON writes a recipient field given as text back as that text.
+func (p Payload) MarshalJSON() ([]byte, error) {
+	if p.ToText == "" && p.CcText == "" && p.BccText == "" {
+		return json.Marshal(payloadFields(p))
+	}
+	return json.Marshal(struct {
+		payloadFields
+		To  any `json:"to"`
+		Cc  any `json:"cc,omitempty"`
+		Bcc any `json:"bcc,omitempty"`
+	}{payloadFields(p), recipientsJSON(p.To, p.ToText, true), recipientsJSON(p.Cc, p.CcText, false),
+		recipientsJSON(p.Bcc, p.BccText, false)})
+}
+
+// recipientsJSON is a recipient field's stored form; nil omits it.
+func recipientsJSON(list []string, text string, always bool) any {
+	switch {
+	case text != "":
+		return text
+	case len(list) > 0 || always:
+		return list
+	}
+	return nil
+}
+
+// UnmarshalJSON reads a recipient field stored as a string or a list.
+func (p *Payload) UnmarshalJSON(b []byte) error {
+	aux := struct {
+		*payloadFields
+		To  json.RawMessage `json:"to"`
+		Cc  json.RawMessage `json:"cc"`
+		Bcc json.RawMessage `json:"bcc"`
+	}{payloadFields: (*payloadFields)(p)}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	var err error
+	if p.To, p.ToText, err = decodeRecipients(aux.To); err != nil {
+		return fmt.Errorf("to: %w", err)
+	}
+	if p.Cc, p.CcText, err = decodeRecipients(aux.Cc); err != nil {
+		return fmt.Errorf("cc: %w", err)
+	}
+	if p.Bcc, p.BccText, err = decodeRecipients(aux.Bcc); err != nil {
+		return fmt.Errorf("bcc: %w", err)
+	}
+	return nil
+}
+
+func decodeRecipients(raw json.RawMessage) ([]string, string, error) {
+	raw = bytes.TrimSpace(raw)
+	switch {
+	case len(raw) == 0 || bytes.Equal(raw, []byte("null")):
+		return nil, "", nil
+	case raw[0] == '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, "", err
+		}
+		return SplitAddresses(s), s, nil
+	}
+	var list []string
+	err := json.Unmarshal(raw, &list)
+	return list, "", err
+}
+
+// SplitAddresses splits a comma-separated address list, keeping commas inside
+// quoted display names and angle brackets, and drops blank entries.
+func SplitAddresses(s string) []string {
+	var out []string
+	inQuote, inAngle, escaped := false, false, false
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case escaped:
+			escaped = false
+		case c == '\\' && inQuote:
+			escaped = true
+		case c == '"':
+			inQuote = !inQuote
+		case c == '<' && !inQuote:
+			inAngle = true
+		case c == '>' && !inQuote:
+			inAngle = false
+		case c == ',' && !inQuote && !inAngle:
+			if a := strings.TrimSpace(s[start:i]); a != "" {
+				out = append(out, a)
+			}
+			start = i + 1
+		}
+	}
+	if a := strings.TrimSpace(s[start:]); a != "" {
+		out = append(out, a)
+	}
+	return out
 }
 
 // Attachment is one attachment reference (api.md §3.1, attachments.md).
