@@ -22,6 +22,13 @@ import (
 	"github.com/mailproxy/mailproxy/pkg/client"
 )
 
+// benchCmds is `mail-proxy bench`: a load run against a running instance
+// (the default, `bench --account ...`) or the suite (`bench suite`).
+type benchCmds struct {
+	Run   benchCmd      `cmd:"" default:"withargs" hidden:"" help:"Enqueue N messages into a running instance and wait for them at a sink."`
+	Suite benchSuiteCmd `cmd:"" help:"Start services and a sink on loopback, run every scenario of the performance table, print it in Markdown."`
+}
+
 // benchCmd is the load tool: it enqueues N messages through add-messages and
 // waits until a `mail-proxy sink` has received them.
 //

@@ -69,7 +69,7 @@ type root struct {
 	CmdLog   commandLogCmd `cmd:"" name:"command-log" help:"List recorded API commands."`
 	Send     sendCmd       `cmd:"" help:"Submit one message."`
 	Sink     sinkCmd       `cmd:"" help:"Run a local SMTP sink for tests: counts or stores messages, injects faults, reports over HTTP."`
-	Bench    benchCmd      `cmd:"" help:"Load-test a running instance: enqueue N messages, wait for them at a sink, print rates and latencies."`
+	Bench    benchCmds     `cmd:"" help:"Load-test a running instance (bench --account ...), or run the whole performance suite (bench suite)."`
 }
 
 // env is what every command's Run receives: the process-level inputs of Main.
