@@ -758,7 +758,7 @@ func (s *server) enqueueItems(c *call, items []item, defaultPrio *int) ([]itemRe
 	if c.p.Admin && !mixed && commonTenant != "" {
 		c.tenantID = commonTenant
 	}
-	queued := 0
+	queued, storedErrors := 0, false
 	pks := make([]string, len(items))
 	if len(batch) > 0 {
 		results, err := s.st.EnqueueBatch(c.ctx(), batch, now)
@@ -780,6 +780,7 @@ func (s *server) enqueueItems(c *call, items []item, defaultPrio *int) ([]itemRe
 			case store.SendingInProgress:
 				reasons[i] = reasonSendingNow
 			case store.Rejected:
+				storedErrors = true // stored as errored with an error event
 				if res.Reason != "" {
 					reasons[i] = res.Reason
 				} else if reasons[i] == "" {
@@ -791,6 +792,9 @@ func (s *server) enqueueItems(c *call, items []item, defaultPrio *int) ([]itemRe
 	}
 	if queued > 0 {
 		s.wake()
+	}
+	if storedErrors {
+		s.newEvents()
 	}
 	out := make([]itemResult, len(items))
 	for i := range items {

@@ -44,6 +44,7 @@ type Deps struct {
 	Version    string                          // shown in /openapi.json
 	Wake       func()                          // after add-messages queued > 0 or activate committed (nil-safe)
 	RunNow     func(tenantID string)           // run-now; "" = all tenants (nil-safe)
+	NewEvents  func()                          // events written outside delivery (rejected at enqueue): wake the report loop (nil-safe)
 	Now        func() time.Time                // nil = time.Now
 	Ready      func(ctx context.Context) error // /ready check; nil = always ready
 }
@@ -183,6 +184,15 @@ func writeJSON(w http.ResponseWriter, status int, extra http.Header, body []byte
 func (s *server) wake() {
 	if s.d.Wake != nil && !s.cfg.TestMode {
 		s.d.Wake()
+	}
+}
+
+// newEvents tells the report loop that events await reporting, so a
+// rejection's error report goes out within about a second, as delivery
+// outcomes' do (issue 12.2). Test mode reports only after run-now.
+func (s *server) newEvents() {
+	if s.d.NewEvents != nil && !s.cfg.TestMode {
+		s.d.NewEvents()
 	}
 }
 

@@ -201,6 +201,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		Version:    opts.Version,
 		Wake:       wake,
 		RunNow:     runNow,
+		NewEvents:  func() { reports.Wake() },
 		Ready:      func(ctx context.Context) error { _, err := st.GetInstance(ctx); return err },
 	})
 	if err != nil {

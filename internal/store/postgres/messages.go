@@ -65,8 +65,9 @@ type msgKey struct{ tenantID, id string }
 // order. Items go to the database in rounds of distinct (tenant, id) keys
 // (an id repeated in the batch lands in a later round), each round as two
 // multi-row statements: one for queued items, one for rejected ones with
-// their error events. When anything was queued, NOTIFY follows the commit
-// (notifyCommitted says why not inside the transaction).
+// their error events. When anything was queued or stored as rejected (its
+// error event awaits a report), NOTIFY follows the commit (notifyCommitted
+// says why not inside the transaction).
 func (s *Store) EnqueueBatch(ctx context.Context, items []store.NewMessage, now time.Time) ([]store.EnqueueResult, error) {
 	if len(items) == 0 {
 		return []store.EnqueueResult{}, nil
@@ -103,14 +104,25 @@ func (s *Store) EnqueueBatch(ctx context.Context, items []store.NewMessage, now 
 	if err != nil {
 		return nil, fmt.Errorf("postgres: enqueue: %w", duplicate(err))
 	}
-	if queued {
-		s.notifyCommitted(ctx)
+	if queued || storedErrors(results) {
+		s.notifyCommitted(ctx) // rejections' error events wake the others' report loops
 	}
 	return results, nil
 }
 
 // enqueueRounds groups item indexes so that no round holds one (tenant, id)
 // twice; the n-th occurrence of a key goes to round n, keeping request order.
+// storedErrors reports whether any item was rejected (and so, with a
+// known tenant, stored with an error event awaiting its report).
+func storedErrors(results []store.EnqueueResult) bool {
+	for _, r := range results {
+		if r.Status == store.Rejected {
+			return true
+		}
+	}
+	return false
+}
+
 func enqueueRounds(items []store.NewMessage) [][]int {
 	seen := map[msgKey]int{}
 	var rounds [][]int
