@@ -141,7 +141,8 @@ func TestPostgresThreeInstancesShareOneQueue(t *testing.T) {
 		"GMP_MAX_SENDS_PER_ACCOUNT":  strconv.Itoa(maxSends),
 		"GMP_POOL_SIZE":              strconv.Itoa(maxSends),
 		"GMP_BATCH_SIZE_PER_ACCOUNT": strconv.Itoa(batch),
-		"GMP_LOG_DELIVERY_ACTIVITY":  "true", // "sending" lines say when each attempt started
+		"GMP_LOG_DELIVERY_ACTIVITY":  "true", // "sending" lines (debug) say when each attempt started
+		"GMP_LOG_LEVEL":              "DEBUG",
 	})
 	procs := startProxies(t, 3, env)
 	addAccount(t, procs[0], "acc", srv)

@@ -132,13 +132,18 @@ func (c *benchCmd) Run(e *env) error {
 	}
 
 	res := benchResult{Messages: c.N, Batch: c.Batch, Concurrency: c.Concurrency, Complete: true}
-	first, err := c.enqueue(ctx, a, &res)
+	bar := e.newProgress(c.N, "enqueued")
+	first, err := c.enqueue(ctx, a, &res, bar)
+	bar.Done()
 	if err != nil {
 		return err
 	}
 	if sink != nil {
 		res.Sink = sink.base
-		if err := c.waitForSink(ctx, sink, first, &res); err != nil {
+		bar := e.newProgress(res.Queued, "delivered")
+		err := c.waitForSink(ctx, sink, first, &res, bar)
+		bar.Done()
+		if err != nil {
 			if printErr := c.print(e, res); printErr != nil {
 				return errors.Join(err, printErr)
 			}
@@ -150,7 +155,7 @@ func (c *benchCmd) Run(e *env) error {
 
 // enqueue sends every batch and fills the enqueue part of res; it returns the
 // time the first request started.
-func (c *benchCmd) enqueue(ctx context.Context, a api, res *benchResult) (time.Time, error) {
+func (c *benchCmd) enqueue(ctx context.Context, a api, res *benchResult, bar *progress) (time.Time, error) {
 	runID := uuid.NewString()[:8]
 	body := benchBody(c.BodySize)
 	batches := (c.N + c.Batch - 1) / c.Batch
@@ -179,6 +184,7 @@ func (c *benchCmd) enqueue(ctx context.Context, a api, res *benchResult) (time.T
 				}
 				latencies[b] = took
 				queued.Add(int64(n))
+				bar.Add(n)
 			}
 		})
 	}
@@ -248,7 +254,7 @@ func (c *benchCmd) sendBatch(ctx context.Context, a api, runID string, lo, hi in
 
 // waitForSink polls the sink until every queued message arrived, then fills
 // the delivery part of res from its latencies.
-func (c *benchCmd) waitForSink(ctx context.Context, sink *sinkClient, first time.Time, res *benchResult) error {
+func (c *benchCmd) waitForSink(ctx context.Context, sink *sinkClient, first time.Time, res *benchResult, bar *progress) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -258,6 +264,7 @@ func (c *benchCmd) waitForSink(ctx context.Context, sink *sinkClient, first time
 			return err
 		case err == nil:
 			res.Arrived = st.Messages
+			bar.Set(min(st.Messages, res.Queued))
 		}
 		if err == nil && st.Messages >= res.Queued {
 			break

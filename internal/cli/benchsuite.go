@@ -456,11 +456,11 @@ func (s *suite) runTogether(ctx context.Context) error {
 	s.sink.reset()
 	b := s.benchCmd(n, 100, 4)
 	res := benchResult{Messages: n, Complete: true}
-	first, err := b.enqueue(ctx, p.tenantAPI(), &res)
+	first, err := b.enqueue(ctx, p.tenantAPI(), &res, nil)
 	if err != nil {
 		return err
 	}
-	if err := b.waitForSink(ctx, &sinkClient{base: s.sink.httpURL, http: &http.Client{}}, first, &res); err != nil {
+	if err := b.waitForSink(ctx, &sinkClient{base: s.sink.httpURL, http: &http.Client{}}, first, &res, nil); err != nil {
 		return err
 	}
 	if err := p.stop(); err != nil {
@@ -896,7 +896,7 @@ func (p *service) enqueue(ctx context.Context, n, batch, clients int) (benchResu
 func (p *service) enqueueAs(ctx context.Context, a api, n, batch, clients int) (benchResult, error) {
 	b := p.s.benchCmd(n, batch, clients)
 	res := benchResult{Messages: n, Batch: batch, Concurrency: clients}
-	if _, err := b.enqueue(ctx, a, &res); err != nil {
+	if _, err := b.enqueue(ctx, a, &res, nil); err != nil {
 		return res, err
 	}
 	if res.Queued != n {

@@ -70,6 +70,7 @@ type root struct {
 	Send     sendCmd       `cmd:"" help:"Submit one message."`
 	Sink     sinkCmd       `cmd:"" help:"Run a local SMTP sink for tests: counts or stores messages, injects faults, reports over HTTP."`
 	Bench    benchCmds     `cmd:"" help:"Load-test a running instance (bench --account ...), or run the whole performance suite (bench suite)."`
+	Complete completionCmd `cmd:"" name:"completion" help:"Print the shell completion script for bash, zsh or fish."`
 }
 
 // env is what every command's Run receives: the process-level inputs of Main.
@@ -79,6 +80,8 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 	flags  *globals
+	// terminal reports whether a writer is a terminal (progress bars); nil means isTerminal.
+	terminal func(io.Writer) bool
 }
 
 // exitError carries a specific exit code.
@@ -115,6 +118,10 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		fmt.Fprintf(stderr, "mail-proxy: internal error: %v\n", err)
 		return ExitFailed
 	}
+	e := &env{ctx: ctx, getenv: getenv, stdout: stdout, stderr: stderr, flags: &cli.globals}
+	if line := getenv("COMP_LINE"); line != "" { // the shell asks for completions
+		return completeLine(parser, line, getenv("COMP_POINT"), e)
+	}
 	kctx, err := parser.Parse(args)
 	if exited { // --help printed; kong asked to exit
 		return exitCode
@@ -123,7 +130,6 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		fmt.Fprintf(stderr, "mail-proxy: %v (see mail-proxy --help)\n", err)
 		return ExitUsage
 	}
-	e := &env{ctx: ctx, getenv: getenv, stdout: stdout, stderr: stderr, flags: &cli.globals}
 	if err := kctx.Run(e); err != nil {
 		return report(stderr, err)
 	}
@@ -144,9 +150,28 @@ func report(stderr io.Writer, err error) int {
 	msg := err.Error()
 	if errors.As(err, &apiErr) {
 		msg = fmt.Sprintf("HTTP %d: %s", apiErr.Status, client.DetailText(apiErr.Detail))
+		if h := hint(apiErr); h != "" {
+			msg += " (hint: " + h + ")"
+		}
 	}
 	fmt.Fprintf(stderr, "mail-proxy: %s\n", strings.ReplaceAll(msg, "\n", "; "))
 	return code
+}
+
+// hint is what a user most likely has to change after an API error, or "".
+func hint(e *client.APIError) string {
+	text := client.DetailText(e.Detail)
+	switch {
+	case e.Status == 401:
+		return "give the admin token or the tenant's API key with --token or GMP_API_TOKEN; `mail-proxy token` shows the stored admin token"
+	case e.Status == 403:
+		return "this needs the admin token (--token or GMP_API_TOKEN), not a tenant key"
+	case e.Status == 422 && strings.Contains(text, "tenant_id"):
+		return "name the tenant with --tenant or GMP_TENANT"
+	case (e.Status == 400 || e.Status == 404) && strings.Contains(strings.ToLower(text), "tenant not found"):
+		return "check --tenant or GMP_TENANT; `mail-proxy tenants list` shows the tenants"
+	}
+	return ""
 }
 
 // loadConfig loads the configuration with the global --config flag and returns

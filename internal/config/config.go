@@ -24,7 +24,7 @@ type Config struct {
 
 	LogLevel            string `env:"GMP_LOG_LEVEL" envDefault:"INFO" ini:"log_level" doc:"DEBUG, INFO, WARNING/WARN, ERROR"`
 	LogFormat           string `env:"GMP_LOG_FORMAT" envDefault:"text" ini:"log_format" doc:"text or json"`
-	LogDeliveryActivity bool   `env:"GMP_LOG_DELIVERY_ACTIVITY" envDefault:"false" ini:"log_delivery_activity" doc:"log every attempt and outcome"`
+	LogDeliveryActivity bool   `env:"GMP_LOG_DELIVERY_ACTIVITY" envDefault:"true" ini:"log_delivery_activity" doc:"log one info line per delivery outcome (sent, deferred, error); attempts at debug level"`
 
 	SchedulerActive       bool    `env:"GMP_SCHEDULER_ACTIVE" envDefault:"true" ini:"scheduler_active" doc:"run dispatcher and report loop"`
 	TestMode              bool    `env:"GMP_TEST_MODE" envDefault:"false" ini:"test_mode" doc:"work only on run-now"`

@@ -42,7 +42,7 @@ func TestDefaults(t *testing.T) {
 	cfg, warnings := mustLoad(t, nil, "")
 	want := Config{
 		Host: "0.0.0.0", Port: 8000, DBPath: "./mail_service.db", InstanceName: "mail-proxy",
-		LogLevel: "INFO", LogFormat: "text",
+		LogLevel: "INFO", LogFormat: "text", LogDeliveryActivity: true,
 		SchedulerActive: true, SendLoopInterval: sec(0.5), DefaultPriority: "2",
 		BatchSizePerAccount: 50, MaxEnqueueBatch: 1000, MaxSends: 10, MaxSendsPerAccount: 3, PoolSize: 5, HTMLTextAlternative: true,
 		MaxRetries: 5, RetryDelays: []int{60, 300, 900, 3600, 7200}, ClaimLeaseSeconds: 60, ShutdownTimeout: sec(30),

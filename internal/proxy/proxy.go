@@ -86,7 +86,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	if err := ensureDefaultTenant(ctx, st); err != nil {
 		return err
 	}
-	token, err := adminToken(ctx, st, cfg, opts.Stderr)
+	token, announceToken, err := adminToken(ctx, st, cfg, opts.Stderr)
 	if err != nil {
 		return err
 	}
@@ -213,6 +213,14 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s (GMP_HOST/GMP_PORT): %w", addr, err)
 	}
+	// Only a start that got this far keeps (and shows) a generated token: a failed
+	// start leaves none stored, so the next start generates and shows one again.
+	if announceToken != nil {
+		if err := announceToken(); err != nil {
+			_ = ln.Close()
+			return err
+		}
+	}
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -305,28 +313,32 @@ func ensureDefaultTenant(ctx context.Context, st store.Store) error {
 }
 
 // adminToken resolves the admin token: GMP_API_TOKEN, else the stored one,
-// else a new one, stored and printed once (tenancy-security.md §1).
-func adminToken(ctx context.Context, st store.Store, cfg config.Config, stderr io.Writer) (string, error) {
+// else a new one (tenancy-security.md §1). A new token comes with announce,
+// which stores it and prints it once; Run calls it when the API listens.
+func adminToken(ctx context.Context, st store.Store, cfg config.Config, stderr io.Writer) (token string, announce func() error, err error) {
 	if cfg.APIToken != "" {
-		return cfg.APIToken, nil
+		return cfg.APIToken, nil, nil
 	}
 	inst, err := st.GetInstance(ctx)
 	if err != nil {
-		return "", fmt.Errorf("read instance settings: %w", err)
+		return "", nil, fmt.Errorf("read instance settings: %w", err)
 	}
 	if inst.APIToken != "" {
-		return inst.APIToken, nil
+		return inst.APIToken, nil, nil
 	}
-	token, err := NewToken()
+	token, err = NewToken()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	inst.APIToken = token
-	if err := st.PutInstance(ctx, inst); err != nil {
-		return "", fmt.Errorf("store generated admin token: %w", err)
+	announce = func() error {
+		inst.APIToken = token
+		if err := st.PutInstance(ctx, inst); err != nil {
+			return fmt.Errorf("store generated admin token: %w", err)
+		}
+		fmt.Fprintf(stderr, "Generated admin API token (shown once; `mail-proxy token` shows it again):\n%s\n", token)
+		return nil
 	}
-	fmt.Fprintf(stderr, "Generated admin API token (shown once; `mail-proxy token` shows it again):\n%s\n", token)
-	return token, nil
+	return token, announce, nil
 }
 
 // NewToken is 32 random bytes, URL-safe base64 without padding (43 characters).

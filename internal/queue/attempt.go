@@ -104,7 +104,7 @@ func (d *Dispatcher) attempt(ctx context.Context, c store.Claim) result {
 
 	// 5. SMTP.
 	if d.opts.LogActivity {
-		d.log.Info("sending", "msg_id", m.ID, "tenant_id", m.TenantID, "account_id", m.AccountID, "attempt", m.Attempt)
+		d.log.Debug("sending", "msg_id", m.ID, "tenant_id", m.TenantID, "account_id", m.AccountID, "attempt", m.Attempt)
 	}
 	started := time.Now()
 	res, err := d.send.Send(ctx, acct, msg)
