@@ -227,15 +227,6 @@ func TestCompletion(t *testing.T) {
 	}
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 // TestProgressOnlyOnATerminal: the bar appears on a terminal and ends cleared;
 // on anything else (and with --json) nothing is printed.
 func TestProgressOnlyOnATerminal(t *testing.T) {
