@@ -79,14 +79,14 @@ type MessageItem struct {
 	ID          string                 `json:"id" maxLength:"256" doc:"client id, unique per tenant"`
 	TenantID    *string                `json:"tenant_id,omitempty" doc:"omitted: the key's tenant, or default with the admin token"`
 	AccountID   string                 `json:"account_id"`
-	From        string                 `json:"from" doc:"From header and default envelope sender; display name allowed (alias from_addr)"`
+	From        string                 `json:"from,omitempty" doc:"From header and default envelope sender; display name allowed (alias from_addr); required unless raw"`
 	FromAddr    string                 `json:"from_addr,omitempty" doc:"alias of from"`
-	To          Recipients             `json:"to"`
+	To          Recipients             `json:"to,omitempty" doc:"required unless raw"`
 	Cc          *Recipients            `json:"cc,omitempty"`
 	Bcc         *Recipients            `json:"bcc,omitempty"`
 	ReplyTo     string                 `json:"reply_to,omitempty"`
 	ReturnPath  string                 `json:"return_path,omitempty" doc:"envelope sender only, never a header"`
-	Subject     string                 `json:"subject" minLength:"1"`
+	Subject     string                 `json:"subject,omitempty" minLength:"1" doc:"required unless raw"`
 	Body        string                 `json:"body,omitempty" default:""`
 	ContentType string                 `json:"content_type,omitempty" default:"plain" doc:"html for text/html, else text/plain"`
 	BodyText    string                 `json:"body_text,omitempty" doc:"text/plain alternative of an html body (default: generated from the HTML)"`
@@ -96,6 +96,8 @@ type MessageItem struct {
 	Priority    *Priority              `json:"priority,omitempty"`
 	DeferredTS  *int64                 `json:"deferred_ts,omitempty" doc:"not sent before this Unix time"`
 	BatchCode   string                 `json:"batch_code,omitempty" maxLength:"64"`
+	Raw         string                 `json:"raw,omitempty" doc:"a complete RFC 5322 message, relayed as submitted, instead of subject, body, content_type, headers, reply_to, message_id and attachments; from/to/cc/bcc then set only the envelope (default: the message's headers)"`
+	RawEncoding string                 `json:"raw_encoding,omitempty" enum:"base64" doc:"base64: raw is base64 of the message bytes (binary-safe)"`
 }
 
 // AttachmentItem is one attachment reference; unknown keys are refused.
@@ -174,6 +176,7 @@ type item struct {
 	priority       *int // the message's own priority
 	deferredUntil  *time.Time
 	explicitTenant bool
+	rawReason      string // a raw message that cannot be relayed: why
 }
 
 // parseAddMessages checks the schema of the whole request (api.md §3.1).
@@ -229,6 +232,9 @@ func (s *server) parseAddMessages(top map[string]json.RawMessage, is *issues) (i
 
 // parseMessage checks one message's schema and builds its payload.
 func parseMessage(m map[string]json.RawMessage, loc []any, is *issues) item {
+	if v, ok := m["raw"]; ok && kindOf(v) != kindNull {
+		return parseRawMessage(m, loc, is)
+	}
 	var it item
 	f := newFields(m, loc, is)
 	p := &it.payload
@@ -541,11 +547,13 @@ func itemReason(it *item) string {
 		return reasonMissingTenant
 	case blank(p.AccountID):
 		return reasonMissingAccount
+	case it.rawReason != "":
+		return it.rawReason
 	case blank(p.From):
 		return reasonMissingFrom
 	case len(p.To) == 0:
 		return reasonMissingTo
-	case blank(p.Subject):
+	case blank(p.Subject) && p.Raw == "":
 		return reasonMissingSubject
 	}
 	check := func(addr string) bool { return addr == "" || validAddress(addr) }

@@ -515,13 +515,13 @@ func TestOpenAPIDocument(t *testing.T) {
 	}
 	item := doc.Components.Schemas["MessageItem"]
 	for _, f := range []string{"id", "tenant_id", "account_id", "from", "to", "cc", "bcc", "subject", "body", "headers",
-		"attachments", "priority", "deferred_ts", "batch_code", "return_path", "message_id"} {
+		"attachments", "priority", "deferred_ts", "batch_code", "return_path", "message_id", "raw", "raw_encoding"} {
 		if _, ok := item.Properties[f]; !ok {
 			t.Errorf("MessageItem lacks %q", f)
 		}
 	}
 	sortStrings(item.Required)
-	if !reflect.DeepEqual(item.Required, []string{"account_id", "from", "id", "subject", "to"}) {
+	if !reflect.DeepEqual(item.Required, []string{"account_id", "id"}) { // from, to and subject are optional with raw
 		t.Errorf("required %v", item.Required)
 	}
 	resp := doc.Components.Schemas["AddMessagesResponse"]

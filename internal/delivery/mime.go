@@ -30,7 +30,9 @@ type Part struct {
 // WriteTo may be called again (each attempt renders anew), but not
 // concurrently.
 type Message struct {
-	msg      *gomail.Msg
+	msg      *gomail.Msg // built from the payload's fields, or
+	raw      []byte      // a submitted message, sent as it is (BuildRaw)
+	eightBit bool        // raw has bytes over 127: 8BITMIME when offered
 	from     string
 	rcpts    []string
 	utf8     bool  // some address needs SMTPUTF8
@@ -43,8 +45,15 @@ func (m *Message) Envelope() (from string, rcpts []string) { return m.from, slic
 // NeedsSMTPUTF8 reports whether an address is not ASCII.
 func (m *Message) NeedsSMTPUTF8() bool { return m.utf8 }
 
-// WriteTo renders the message (CRLF line ends) into w.
-func (m *Message) WriteTo(w io.Writer) (int64, error) { return m.msg.WriteTo(w) }
+// WriteTo renders the message into w: the one step from a built or a raw
+// message to the bytes of DATA (line ends become CRLF in the DATA writer).
+func (m *Message) WriteTo(w io.Writer) (int64, error) {
+	if m.raw != nil {
+		n, err := w.Write(m.raw)
+		return int64(n), err
+	}
+	return m.msg.WriteTo(w)
+}
 
 // errBuild marks every Build failure: bad input, so permanent.
 var errBuild = errors.New("invalid message")

@@ -157,7 +157,7 @@ func (s *Sender) PoolKey(a store.Account) smtppool.Key {
 // With some recipients refused and others accepted the message is sent and
 // Result.Refused lists the refusals.
 func (s *Sender) Send(ctx context.Context, acct store.Account, msg *Message) (Result, error) {
-	if msg == nil || msg.msg == nil {
+	if msg == nil || (msg.msg == nil && msg.raw == nil) {
 		return Result{}, &Error{Permanent: true, Command: "build", Err: errors.New("message not built with Build")}
 	}
 	ttl := time.Duration(acct.TTL) * time.Second
@@ -203,6 +203,14 @@ func (s *Sender) transact(ctx context.Context, conn *smtppool.Conn, msg *Message
 			return res, true, &Error{Permanent: true, Command: "MAIL", Err: ErrSMTPUTF8Unsupported}
 		}
 		mailOpts = &smtp.MailOptions{UTF8: true}
+	}
+	if msg.eightBit {
+		if ok, _ := c.Extension("8BITMIME"); ok {
+			if mailOpts == nil {
+				mailOpts = &smtp.MailOptions{}
+			}
+			mailOpts.Body = smtp.Body8BitMIME
+		}
 	}
 	if err := c.Mail(msg.from, mailOpts); err != nil {
 		return fail("MAIL", err)

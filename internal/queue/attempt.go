@@ -97,7 +97,12 @@ func (d *Dispatcher) attempt(ctx context.Context, c store.Claim) result {
 	if p.ReturnPath == "" && d.opts.BounceReturnPath != "" {
 		p.ReturnPath = d.opts.BounceReturnPath
 	}
-	msg, err := d.opts.MIME.Build(p, m.PK, parts, now)
+	var msg *delivery.Message
+	if p.Raw != "" {
+		msg, err = delivery.BuildRaw(p, m.PK, now)
+	} else {
+		msg, err = d.opts.MIME.Build(p, m.PK, parts, now)
+	}
 	if err != nil {
 		return d.failed(m, base, "Cannot build message: "+err.Error(), false, 0, false, labels)
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -32,6 +33,11 @@ type Payload struct {
 	Priority    int               `json:"priority"`
 	DeferredTS  *int64            `json:"deferred_ts,omitempty"` // Unix seconds
 	BatchCode   string            `json:"batch_code,omitempty"`
+	// Raw is a complete RFC 5322 message relayed as submitted instead of one
+	// built from subject, body and attachments; RawEncoding "base64" when
+	// its bytes are not UTF-8 text.
+	Raw         string `json:"raw,omitempty"`
+	RawEncoding string `json:"raw_encoding,omitempty"`
 
 	// ToText, CcText and BccText keep a recipient field the client gave as
 	// one (comma-separated) string, so the stored payload, and GET
@@ -139,6 +145,14 @@ func SplitAddresses(s string) []string {
 		out = append(out, a)
 	}
 	return out
+}
+
+// RawBytes decodes Raw.
+func (p Payload) RawBytes() ([]byte, error) {
+	if p.RawEncoding == "base64" {
+		return base64.StdEncoding.DecodeString(p.Raw)
+	}
+	return []byte(p.Raw), nil
 }
 
 // Attachment is one attachment reference (api.md §3.1, attachments.md).
