@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/mailproxy/mailproxy/internal/rawmsg"
 	"github.com/mailproxy/mailproxy/internal/store"
@@ -113,13 +112,4 @@ func rawEnvelope(p *store.Payload, data []byte, wantFrom, wantRcpts bool) string
 		p.To, p.Cc, p.Bcc = env.To, env.Cc, env.Bcc
 	}
 	return ""
-}
-
-// rawText stores submitted bytes in a payload: as they are when they are
-// UTF-8 text, else base64.
-func rawText(data []byte) (raw, encoding string) {
-	if utf8.Valid(data) {
-		return string(data), ""
-	}
-	return base64.StdEncoding.EncodeToString(data), "base64"
 }
