@@ -96,7 +96,7 @@ type MessageItem struct {
 	Priority    *Priority              `json:"priority,omitempty"`
 	DeferredTS  *int64                 `json:"deferred_ts,omitempty" doc:"not sent before this Unix time"`
 	BatchCode   string                 `json:"batch_code,omitempty" maxLength:"64"`
-	Raw         string                 `json:"raw,omitempty" doc:"a complete RFC 5322 message, relayed as submitted, instead of subject, body, content_type, headers, reply_to, message_id and attachments; from/to/cc/bcc then set only the envelope (default: the message's headers)"`
+	Raw         string                 `json:"raw,omitempty" doc:"a complete RFC 5322 message, relayed as submitted, instead of subject, body, body_text, content_type, headers, reply_to, message_id and attachments; from/to/cc/bcc then set only the envelope (default: the message's headers)"`
 	RawEncoding string                 `json:"raw_encoding,omitempty" enum:"base64" doc:"base64: raw is base64 of the message bytes (binary-safe)"`
 }
 
