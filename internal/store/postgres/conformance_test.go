@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/mailproxy/mailproxy/internal/store"
@@ -22,6 +23,24 @@ func TestConformance(t *testing.T) {
 		t.Cleanup(func() {
 			if err := s.Close(); err != nil {
 				t.Errorf("closing the store: %v", err)
+			}
+		})
+		return s
+	})
+}
+
+// BenchmarkStore runs the drivers' shared hot-path benchmarks on a fresh
+// schema per benchmark.
+func BenchmarkStore(b *testing.B) {
+	db := pgtest.DSN(b)
+	storetest.Bench(b, func(tb testing.TB) store.Store {
+		s, err := postgres.Open(context.Background(), pgtest.Schema(tb, db), postgres.Options{MaxConns: 8})
+		if err != nil {
+			tb.Fatalf("postgres.Open: %v", err)
+		}
+		tb.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				tb.Errorf("closing the store: %v", err)
 			}
 		})
 		return s

@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 
@@ -20,6 +21,23 @@ func TestConformance(t *testing.T) {
 		t.Cleanup(func() {
 			if err := s.Close(); err != nil {
 				t.Errorf("closing the store: %v", err)
+			}
+		})
+		return s
+	})
+}
+
+// BenchmarkStore runs the drivers' shared hot-path benchmarks on a fresh
+// SQLite file per benchmark.
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(tb testing.TB) store.Store {
+		s, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "store.db"), sqlite.Options{})
+		if err != nil {
+			tb.Fatalf("sqlite.Open: %v", err)
+		}
+		tb.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				tb.Errorf("closing the store: %v", err)
 			}
 		})
 		return s
