@@ -228,7 +228,7 @@ func messageRecord(r *store.MessageRecord, history bool, now time.Time) MessageR
 		PK: r.PK, ID: r.ID, TenantID: r.TenantID, TenantName: r.TenantName, AccountID: r.AccountID,
 		Priority: r.Priority, BatchCode: r.BatchCode, DeferredTS: unixPtr(r.DeferredUntil),
 		SentTS: unixPtr(r.FinalAt), CreatedAt: rfc3339(r.CreatedAt), UpdatedAt: rfc3339(r.UpdatedAt),
-		Message: nonNullJSON(r.Payload), Status: messageStatus(r, now), RetryCount: r.RetryCount,
+		Message: nonNullJSON(publicPayload(r.Payload)), Status: messageStatus(r, now), RetryCount: r.RetryCount,
 	}
 	if e := r.LatestError; e != nil {
 		m.ErrorTS = ptr(unixSeconds(e.At))
@@ -275,4 +275,18 @@ func messageStatus(r *store.MessageRecord, now time.Time) string {
 		return "deferred"
 	}
 	return "pending"
+}
+
+// publicPayload is a stored payload as the API shows it: attachments' auth
+// keep their method (and a basic user name, which is not a secret, like an
+// account's user) but never their token or password.
+func publicPayload(raw json.RawMessage) json.RawMessage {
+	out, _, err := store.RewriteAttachmentAuth(raw, func(a *store.ClientAuth) error {
+		a.Token, a.Password = "", ""
+		return nil
+	})
+	if err != nil {
+		return nil // unreadable: show nothing rather than risk a secret
+	}
+	return out
 }

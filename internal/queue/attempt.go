@@ -52,6 +52,14 @@ func (d *Dispatcher) attempt(ctx context.Context, c store.Claim) result {
 		o.Description = "Cannot decrypt account credentials"
 		return result{outcome: o}
 	}
+	if c.CredentialsError != "" {
+		d.log.Error("attachment credentials do not decrypt", "msg_id", m.ID, "tenant_id", m.TenantID,
+			"err", c.CredentialsError)
+		o := base
+		o.Kind = store.OutcomeError
+		o.Description = "Cannot decrypt attachment credentials"
+		return result{outcome: o}
+	}
 	p, err := store.DecodePayload(m.Payload)
 	if err != nil {
 		o := base

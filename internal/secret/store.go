@@ -189,8 +189,8 @@ func (s *Store) ListAccounts(ctx context.Context, tenantID string) ([]store.Acco
 	return as, nil
 }
 
-// Claim decrypts each claimed message's account once per distinct account
-// value the driver returned.
+// Claim decrypts each claimed message's attachment credentials, and its
+// account once per distinct account value the driver returned.
 func (s *Store) Claim(ctx context.Context, req store.ClaimRequest) ([]store.Claim, error) {
 	claims, err := s.Store.Claim(ctx, req)
 	if err != nil {
@@ -198,6 +198,7 @@ func (s *Store) Claim(ctx context.Context, req store.ClaimRequest) ([]store.Clai
 	}
 	opened := make(map[*store.Account]*store.Account)
 	for i := range claims {
+		s.openPayload(&claims[i])
 		raw := claims[i].Account
 		if raw == nil {
 			continue

@@ -234,6 +234,11 @@ func AccountKey(tenantID, accountID string) string { return tenantID + "\x00" + 
 type Claim struct {
 	Message Message
 	Account *Account
+
+	// CredentialsError is set (never stored) when a stored attachment
+	// credential of the message could not be decrypted; it was left out of
+	// the payload and the message must not be attempted with it.
+	CredentialsError string
 }
 
 // OutcomeKind is how an attempt ended.
