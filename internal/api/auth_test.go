@@ -28,6 +28,7 @@ func TestScopeMatrix(t *testing.T) {
 		{"POST", classAny, true, fixedReq("/commands/run-now?tenant_id=t1", "")},
 		{"POST", classTenant, true, fixedReq("/commands/suspend?tenant_id=t1&batch_code=b", "")},
 		{"POST", classTenant, true, fixedReq("/commands/activate?tenant_id=t1&batch_code=b", "")},
+		{"POST", classTenant, true, fixedReq("/commands/retry-deferred?tenant_id=t1", "")},
 		{"POST", classTenant, true, func(who string) scopeReq {
 			return scopeReq{"/commands/add-messages", `{"messages":[{"id":"m-` + who + `","tenant_id":"t1","account_id":"a1","from":"a@example.com","to":"b@example.com","subject":"s"}]}`}
 		}},

@@ -23,6 +23,7 @@ const (
 	cmdDeleteTenant        = "deleteTenant"
 	cmdSuspend             = "suspend"
 	cmdActivate            = "activate"
+	cmdRetryDeferred       = "retryDeferred"
 	cmdCreateAPIKey        = "createApiKey"
 	cmdRevokeAPIKey        = "revokeApiKey"
 	cmdCreateSigningSecret = "createSigningSecret"

@@ -12,6 +12,28 @@ type messagesCmd struct {
 	Show    messagesShowCmd    `cmd:"" help:"Show one message with its history as JSON."`
 	Delete  messagesDeleteCmd  `cmd:"" help:"Delete messages by id."`
 	Cleanup messagesCleanupCmd `cmd:"" help:"Remove reported messages older than the retention."`
+
+	RetryDeferred messagesRetryDeferredCmd `cmd:"" name:"retry-deferred" help:"Make the messages waiting for a retry due now."`
+}
+
+type messagesRetryDeferredCmd struct {
+	BatchCode string `name:"batch-code" help:"Only this batch_code." placeholder:"CODE"`
+}
+
+func (c *messagesRetryDeferredCmd) Run(e *env) error {
+	a, err := e.api()
+	if err != nil {
+		return err
+	}
+	resp, err := a.RetryDeferred(e.ctx, a.tenant, c.BatchCode)
+	if err != nil {
+		return err
+	}
+	if e.flags.JSON {
+		return writeJSON(e.stdout, resp)
+	}
+	_, err = fmt.Fprintf(e.stdout, "retried %d\n", resp.Retried)
+	return err
 }
 
 type messagesListCmd struct {

@@ -404,6 +404,12 @@ type Store interface {
 	SetSigningSecret(ctx context.Context, tenantID, secret string, prevUntil *time.Time) error
 	Suspend(ctx context.Context, tenantID string, batchCode *string) (SuspendResult, error)
 	Activate(ctx context.Context, tenantID string, batchCode *string) (SuspendResult, error)
+	// RetryDeferred makes due at once the tenant's messages waiting for a
+	// retry (unprocessed, unclaimed, retry_count > 0, deferred past now), of
+	// one batch when batchCode is set, and answers how many. A deferred_ts
+	// the client chose, and rate-limit deferrals of never-failed messages,
+	// are left alone. Unknown tenant: ErrTenantNotFound.
+	RetryDeferred(ctx context.Context, tenantID string, batchCode *string, now time.Time) (int, error)
 
 	// Accounts. UpsertAccount replaces every field (callers merge partial updates).
 	UpsertAccount(ctx context.Context, a Account) error

@@ -66,6 +66,24 @@ func (c *Client) suspension(ctx context.Context, path, tenantID, batchCode strin
 	return resp, err
 }
 
+// RetryDeferredResponse is the answer of retry-deferred.
+type RetryDeferredResponse struct {
+	OK      bool `json:"ok"`
+	Retried int  `json:"retried"`
+}
+
+// RetryDeferred makes the tenant's messages waiting for a retry (of one
+// batch when batchCode is not "") due now.
+func (c *Client) RetryDeferred(ctx context.Context, tenantID, batchCode string) (RetryDeferredResponse, error) {
+	q := tenantQuery(tenantID)
+	if batchCode != "" {
+		q.Set("batch_code", batchCode)
+	}
+	var resp RetryDeferredResponse
+	err := c.do(ctx, http.MethodPost, "/commands/retry-deferred", q, nil, &resp)
+	return resp, err
+}
+
 // TenantStats is one tenant's row of GET /stats.
 type TenantStats struct {
 	TenantID string `json:"tenant_id"`

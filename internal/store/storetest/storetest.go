@@ -63,6 +63,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Claim", claimCases()},
 		{"Outcome", outcomeCases()},
 		{"Suspension", suspensionCases()},
+		{"RetryDeferred", retryDeferredCases()},
 		{"Rate", rateCases()},
 		{"Reports", reportCases()},
 		{"Messages", messageCases()},
