@@ -67,10 +67,15 @@ func (versionCmd) Run(e *env) error {
 	return err
 }
 
-type configCmd struct{}
+type configCmd struct {
+	Markdown bool `help:"Print the configuration reference (docs/configuration.md) instead: every variable, default and meaning."`
+}
 
 // Run prints every variable, then fails if the configuration would not start serve.
-func (configCmd) Run(e *env) error {
+func (c configCmd) Run(e *env) error {
+	if c.Markdown {
+		return config.Markdown(e.stdout)
+	}
 	cfg, warnings, err := e.loadConfig()
 	if err != nil {
 		return err
