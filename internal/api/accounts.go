@@ -1,8 +1,12 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/mailproxy/mailproxy/internal/dkim"
 
 	"github.com/mailproxy/mailproxy/internal/store"
 )
@@ -46,6 +50,9 @@ type AccountUpdatePayload struct {
 	IMAPUser       *string  `json:"imap_user,omitempty"`
 	IMAPPassword   *string  `json:"imap_password,omitempty"`
 	IMAPSSL        *bool    `json:"imap_ssl,omitempty" nullable:"true"`
+	DKIMDomain     *string  `json:"dkim_domain,omitempty" doc:"DKIM signing domain (d=); with dkim_selector and dkim_private_key"`
+	DKIMSelector   *string  `json:"dkim_selector,omitempty" doc:"DKIM selector (s=)"`
+	DKIMPrivateKey *string  `json:"dkim_private_key,omitempty" doc:"PEM private key, RSA >= 2048 bits or Ed25519; stored encrypted, never returned"`
 }
 
 // AccountInfo is an account as listed; never a password.
@@ -68,6 +75,9 @@ type AccountInfo struct {
 	IMAPHost       *string         `json:"imap_host,omitempty"`
 	IMAPPort       *int            `json:"imap_port,omitempty"`
 	TLSVerify      bool            `json:"tls_verify"`
+	DKIM           bool            `json:"dkim" doc:"messages are DKIM-signed (the key is never returned)"`
+	DKIMDomain     *string         `json:"dkim_domain,omitempty"`
+	DKIMSelector   *string         `json:"dkim_selector,omitempty"`
 	RateUsage      store.RateUsage `json:"rate_usage" doc:"sends counted in the current minute, hour and day windows"`
 }
 
@@ -164,6 +174,75 @@ func applyAccount(f fields, a *store.Account, merge bool) {
 			a.IMAPSSL = &b
 		}
 	}
+	applyDKIM(f, a, named)
+}
+
+// applyDKIM sets the DKIM fields the body names (null or "" clears one) and
+// checks the result: all three set or none, and a usable key. The key is
+// never echoed in an error.
+func applyDKIM(f fields, a *store.Account, named func(string) bool) {
+	for _, d := range []struct {
+		name string
+		dst  *string
+	}{{"dkim_domain", &a.DKIMDomain}, {"dkim_selector", &a.DKIMSelector}, {"dkim_private_key", &a.DKIMPrivateKey}} {
+		if !named(d.name) {
+			continue
+		}
+		*d.dst = ""
+		if v := f.optStr(d.name); v != nil {
+			*d.dst = strings.TrimSpace(*v)
+		}
+	}
+	if a.DKIMDomain != "" && !validDKIMName(a.DKIMDomain) {
+		f.is.valueError(at(f.loc, "dkim_domain"), jsonInput(a.DKIMDomain), "not a domain name")
+	}
+	if a.DKIMSelector != "" && !validDKIMName(a.DKIMSelector) {
+		f.is.valueError(at(f.loc, "dkim_selector"), jsonInput(a.DKIMSelector), "not a DKIM selector")
+	}
+	if a.DKIMPrivateKey != "" {
+		if _, err := dkim.ParsePrivateKey(a.DKIMPrivateKey); err != nil {
+			f.is.valueError(at(f.loc, "dkim_private_key"), json.RawMessage(`"`+redacted+`"`), "invalid DKIM private key: "+err.Error())
+		}
+	}
+}
+
+// checkDKIMComplete: the account being stored has all three DKIM fields or
+// none (checked after a merge, so one field may be updated alone).
+func checkDKIMComplete(a store.Account) error {
+	if a.DKIMDomain == "" && a.DKIMSelector == "" && a.DKIMPrivateKey == "" {
+		return nil
+	}
+	var is issues
+	for _, d := range []struct{ name, value string }{
+		{"dkim_domain", a.DKIMDomain}, {"dkim_selector", a.DKIMSelector}, {"dkim_private_key", a.DKIMPrivateKey}} {
+		if d.value == "" {
+			is.valueError([]any{"body", d.name}, json.RawMessage("null"),
+				"dkim_domain, dkim_selector and dkim_private_key go together")
+		}
+	}
+	if is.empty() {
+		return nil
+	}
+	return invalid(is.list)
+}
+
+// validDKIMName: dot-separated labels of letters, digits, '-' and '_'.
+func validDKIMName(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // readHostPort reads host and port when present (null is a type error).
@@ -235,6 +314,9 @@ func (s *server) addAccount(c *call) (any, error) {
 			return nil, invalid(is.list)
 		}
 	}
+	if err := checkDKIMComplete(acct); err != nil {
+		return nil, err
+	}
 	if err := s.st.UpsertAccount(c.ctx(), acct); err != nil {
 		return nil, s.accountError(err, tenant)
 	}
@@ -265,6 +347,9 @@ func (s *server) updateAccount(c *call) (any, error) {
 	}
 	readHostPort(f, &acct)
 	applyAccount(f, &acct, true)
+	if err := checkDKIMComplete(acct); err != nil {
+		return nil, err
+	}
 	if err := s.st.UpsertAccount(c.ctx(), acct); err != nil {
 		return nil, s.accountError(err, c.tenantID)
 	}
@@ -294,7 +379,11 @@ func (s *server) listAccounts(c *call) (any, error) {
 			LimitPerMinute: a.LimitPerMinute, LimitPerHour: a.LimitPerHour, LimitPerDay: a.LimitPerDay,
 			LimitBehavior: a.LimitBehavior, UseTLS: a.UseTLS, BatchSize: a.BatchSize,
 			CreatedAt: rfc3339(a.CreatedAt), UpdatedAt: rfc3339(a.UpdatedAt), IsPECAccount: a.IsPECAccount,
-			IMAPHost: a.IMAPHost, IMAPPort: a.IMAPPort, TLSVerify: a.TLSVerify, RateUsage: usage}
+			IMAPHost: a.IMAPHost, IMAPPort: a.IMAPPort, TLSVerify: a.TLSVerify, RateUsage: usage,
+			DKIM: a.DKIMDomain != "" && a.DKIMSelector != ""}
+		if info.DKIM {
+			info.DKIMDomain, info.DKIMSelector = ptr(a.DKIMDomain), ptr(a.DKIMSelector)
+		}
 		if a.User != "" {
 			info.User = ptr(a.User)
 		}

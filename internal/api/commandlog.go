@@ -38,7 +38,7 @@ const redacted = "***"
 // auth object (client_auth, an attachment's auth).
 var secretKeys = map[string]bool{
 	"password": true, "imap_password": true, "bounce_imap_password": true,
-	"api_token": true, "api_key": true, "signing_secret": true,
+	"api_token": true, "api_key": true, "signing_secret": true, "dkim_private_key": true,
 }
 
 // record appends the call to the command log when its route is a command and
@@ -142,7 +142,8 @@ func pathParams(path string) []string {
 // name is returned as is (the common case, and add-messages' hot path).
 func redactJSON(raw json.RawMessage) json.RawMessage {
 	if len(raw) == 0 || !(bytes.Contains(raw, []byte("password")) || bytes.Contains(raw, []byte("token")) ||
-		bytes.Contains(raw, []byte("api_key")) || bytes.Contains(raw, []byte("signing_secret"))) {
+		bytes.Contains(raw, []byte("api_key")) || bytes.Contains(raw, []byte("signing_secret")) ||
+		bytes.Contains(raw, []byte("private_key"))) {
 		return raw
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))

@@ -87,7 +87,7 @@ func TestAccounts(t *testing.T) {
 	a := list()[0]
 	want := map[string]any{"id": "smtp", "tenant_id": "acme", "host": "mail.example.com", "port": 587.0, "user": "u",
 		"ttl": 300.0, "limit_per_minute": 50.0, "limit_behavior": "reject", "use_tls": true, "batch_size": 10.0,
-		"is_pec_account": false, "imap_port": 993.0, "tls_verify": true,
+		"is_pec_account": false, "imap_port": 993.0, "tls_verify": true, "dkim": false,
 		"rate_usage": map[string]any{"minute": 0.0, "hour": 0.0, "day": 0.0}}
 	for k := range a {
 		if k == "created_at" || k == "updated_at" {

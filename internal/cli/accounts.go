@@ -51,6 +51,9 @@ type accountsAddCmd struct {
 	UseTLS         *bool  `name:"use-tls" negatable:"" help:"Implicit TLS (--use-tls) or plain/STARTTLS (--no-use-tls); unset: STARTTLS when offered."`
 	TLSVerify      *bool  `name:"tls-verify" negatable:"" help:"Verify the server certificate (--no-tls-verify to skip)."`
 	BatchSize      *int   `name:"batch-size" placeholder:"N" help:"Messages per connection round."`
+	DKIMDomain     string `name:"dkim-domain" placeholder:"DOMAIN" help:"DKIM signing domain (with --dkim-selector and --dkim-key-file)."`
+	DKIMSelector   string `name:"dkim-selector" placeholder:"SELECTOR" help:"DKIM selector."`
+	DKIMKeyFile    string `name:"dkim-key-file" type:"existingfile" placeholder:"FILE" help:"PEM DKIM private key (mail-proxy dkim keygen makes one)."`
 }
 
 func (c *accountsAddCmd) Run(e *env) error {
@@ -68,11 +71,20 @@ func (c *accountsAddCmd) Run(e *env) error {
 		}
 		password = strings.TrimRight(string(b), "\r\n")
 	}
+	var dkimKey string
+	if c.DKIMKeyFile != "" {
+		b, err := os.ReadFile(c.DKIMKeyFile)
+		if err != nil {
+			return fmt.Errorf("--dkim-key-file: %w", err)
+		}
+		dkimKey = string(b)
+	}
 	a, err := e.api()
 	if err != nil {
 		return err
 	}
 	err = a.UpsertAccount(e.ctx, client.Account{
+		DKIMDomain: c.DKIMDomain, DKIMSelector: c.DKIMSelector, DKIMPrivateKey: dkimKey,
 		ID: c.ID, TenantID: a.tenant, Host: c.Host, Port: c.Port, User: c.User, Password: password, TTL: c.TTL,
 		LimitPerMinute: c.LimitPerMinute, LimitPerHour: c.LimitPerHour, LimitPerDay: c.LimitPerDay,
 		LimitBehavior: c.LimitBehavior, UseTLS: c.UseTLS, TLSVerify: c.TLSVerify, BatchSize: c.BatchSize,

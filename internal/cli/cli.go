@@ -69,6 +69,7 @@ type root struct {
 	CmdLog   commandLogCmd `cmd:"" name:"command-log" help:"List recorded API commands."`
 	Send     sendCmd       `cmd:"" help:"Submit one message."`
 	Sink     sinkCmd       `cmd:"" help:"Run a local SMTP sink for tests: counts or stores messages, injects faults, reports over HTTP."`
+	DKIM     dkimCmd       `cmd:"" name:"dkim" help:"DKIM keys: generate a key and its DNS record."`
 	Bench    benchCmds     `cmd:"" help:"Load-test a running instance (bench --account ...), or run the whole performance suite (bench suite)."`
 	Complete completionCmd `cmd:"" name:"completion" help:"Print the shell completion script for bash, zsh or fish."`
 }

@@ -33,6 +33,7 @@ type Message struct {
 	msg      *gomail.Msg // built from the payload's fields, or
 	raw      []byte      // a submitted message, sent as it is (BuildRaw)
 	eightBit bool        // raw has bytes over 127: 8BITMIME when offered
+	signed   []byte      // the rendering with its DKIM-Signature, once signed
 	from     string
 	rcpts    []string
 	utf8     bool  // some address needs SMTPUTF8
@@ -46,8 +47,13 @@ func (m *Message) Envelope() (from string, rcpts []string) { return m.from, slic
 func (m *Message) NeedsSMTPUTF8() bool { return m.utf8 }
 
 // WriteTo renders the message into w: the one step from a built or a raw
-// message to the bytes of DATA (line ends become CRLF in the DATA writer).
+// message to the bytes of DATA (line ends become CRLF in the DATA writer),
+// the signed bytes once Sender.Send has signed it.
 func (m *Message) WriteTo(w io.Writer) (int64, error) {
+	if m.signed != nil {
+		n, err := w.Write(m.signed)
+		return int64(n), err
+	}
 	if m.raw != nil {
 		n, err := w.Write(m.raw)
 		return int64(n), err

@@ -19,23 +19,28 @@
 package delivery
 
 import (
+	"bytes"
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/mailproxy/mailproxy/internal/dkim"
 	"github.com/mailproxy/mailproxy/internal/smtppool"
 	"github.com/mailproxy/mailproxy/internal/store"
 )
@@ -66,7 +71,8 @@ type SenderOptions struct {
 
 // Sender sends messages over pooled connections. Safe for concurrent use.
 type Sender struct {
-	opts SenderOptions
+	opts     SenderOptions
+	dkimKeys sync.Map // sha256 of the PEM text → crypto.Signer
 }
 
 // NewSender makes a Sender; it starts no goroutines.
@@ -159,6 +165,9 @@ func (s *Sender) PoolKey(a store.Account) smtppool.Key {
 func (s *Sender) Send(ctx context.Context, acct store.Account, msg *Message) (Result, error) {
 	if msg == nil || (msg.msg == nil && msg.raw == nil) {
 		return Result{}, &Error{Permanent: true, Command: "build", Err: errors.New("message not built with Build")}
+	}
+	if err := s.sign(acct, msg); err != nil {
+		return Result{}, err
 	}
 	ttl := time.Duration(acct.TTL) * time.Second
 	if acct.TTL <= 0 {
@@ -262,6 +271,54 @@ func (s *Sender) transact(ctx context.Context, conn *smtppool.Conn, msg *Message
 	conn.Limit(0)
 	// Accepted: a failing RSET only costs the connection, not the message.
 	return res, c.Reset() == nil, nil
+}
+
+// sign adds the account's DKIM signature over the bytes DATA will carry,
+// when the account has a key. A key that does not parse is permanent.
+func (s *Sender) sign(acct store.Account, msg *Message) error {
+	if acct.DKIMDomain == "" || acct.DKIMSelector == "" || acct.DKIMPrivateKey == "" {
+		return nil
+	}
+	sum := sha256.Sum256([]byte(acct.DKIMPrivateKey))
+	var key crypto.Signer
+	if v, ok := s.dkimKeys.Load(sum); ok {
+		key = v.(crypto.Signer)
+	} else {
+		k, err := dkim.ParsePrivateKey(acct.DKIMPrivateKey)
+		if err != nil {
+			return &Error{Permanent: true, Command: "DKIM", Err: fmt.Errorf("account dkim_private_key: %w", err)}
+		}
+		s.dkimKeys.Store(sum, k)
+		key = k
+	}
+	var buf bytes.Buffer
+	msg.signed = nil
+	if _, err := msg.WriteTo(&buf); err != nil {
+		return &Error{Permanent: true, Command: "DKIM", Err: fmt.Errorf("render message: %w", err)}
+	}
+	// The DATA writer turns bare LF into CRLF (a raw message may have them):
+	// sign those bytes, the ones the receiver gets.
+	signed, err := dkim.Sign(crlf(buf.Bytes()), acct.DKIMDomain, acct.DKIMSelector, key)
+	if err != nil {
+		return &Error{Permanent: true, Command: "DKIM", Err: err}
+	}
+	msg.signed = signed
+	return nil
+}
+
+// crlf turns every bare LF into CRLF, as textproto's DotWriter does.
+func crlf(b []byte) []byte {
+	if bytes.Count(b, []byte("\n")) == bytes.Count(b, []byte("\r\n")) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+len(b)/32)
+	for i, c := range b {
+		if c == '\n' && (i == 0 || b[i-1] != '\r') {
+			out = append(out, '\r')
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 func (s *Sender) dataTimeout(msg *Message) time.Duration {

@@ -71,6 +71,7 @@ func survey(ctx context.Context, raw store.Store, c *Cipher) (Survey, error) {
 	for _, a := range accounts {
 		see(a.Password)
 		see(a.IMAPPassword)
+		see(a.DKIMPrivateKey)
 	}
 	return sv, nil
 }

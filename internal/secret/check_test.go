@@ -114,7 +114,7 @@ func TestSetup(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(logs.String(), "encrypt-secrets") || !strings.Contains(logs.String(), "count=8") {
+		if !strings.Contains(logs.String(), "encrypt-secrets") || !strings.Contains(logs.String(), "count=9") {
 			t.Errorf("no leftover-plaintext warning: %q", logs.String())
 		}
 		if strings.Contains(logs.String(), "-plain") {
@@ -161,13 +161,13 @@ func TestRewrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Counts{Encrypted: 8, Records: 3}); n != want {
+	if want := (Counts{Encrypted: 9, Records: 3}); n != want {
 		t.Errorf("first encryption: %+v, want %+v", n, want)
 	}
 	assertSealed(t, ctx, db, k1)
 	n, err = Rewrite(ctx, db, k1, k1)
-	if err != nil || n != (Counts{Unchanged: 8}) {
-		t.Errorf("second encryption: %+v, %v; want 8 unchanged, nothing written", n, err)
+	if err != nil || n != (Counts{Unchanged: 9}) {
+		t.Errorf("second encryption: %+v, %v; want 9 unchanged, nothing written", n, err)
 	}
 
 	// rotate-key, interrupted after the accounts: redo it from the start.
@@ -178,7 +178,7 @@ func TestRewrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Counts{Reencrypted: 6, Unchanged: 2, Records: 2}); n != want {
+	if want := (Counts{Reencrypted: 6, Unchanged: 3, Records: 2}); n != want {
 		t.Errorf("rotation: %+v, want %+v", n, want)
 	}
 	assertSealed(t, ctx, db, k2)
@@ -199,7 +199,7 @@ func TestRewrite(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "1 stored secrets could not be decrypted") {
 		t.Errorf("Rewrite with an undecryptable value = %v", err)
 	}
-	if n.Undecryptable != 1 || n.Unchanged != 8 {
+	if n.Undecryptable != 1 || n.Unchanged != 9 {
 		t.Errorf("counts %+v", n)
 	}
 	if lostAfter, _ := db.GetAccount(ctx, "t1", "lost"); lostAfter.Password != lostBefore.Password {
@@ -214,7 +214,7 @@ func reseal(t *testing.T, ctx context.Context, db store.Store, from, to *Cipher)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range []*string{&a.Password, &a.IMAPPassword} {
+	for _, v := range []*string{&a.Password, &a.IMAPPassword, &a.DKIMPrivateKey} {
 		plain, err := from.Decrypt(*v)
 		if err != nil {
 			t.Fatal(err)

@@ -108,7 +108,7 @@ func (rw *rewriter) accounts(ctx context.Context, raw store.Store) error {
 		return fmt.Errorf("list accounts: %w", err)
 	}
 	for _, a := range accounts {
-		changed, err := rw.sealAll(&a.Password, &a.IMAPPassword)
+		changed, err := rw.sealAll(&a.Password, &a.IMAPPassword, &a.DKIMPrivateKey)
 		if err != nil {
 			return err
 		}

@@ -155,13 +155,16 @@ func (s *Store) openTenant(t store.Tenant) (store.Tenant, error) {
 	return t, nil
 }
 
-// UpsertAccount encrypts the SMTP and IMAP passwords.
+// UpsertAccount encrypts the SMTP and IMAP passwords and the DKIM key.
 func (s *Store) UpsertAccount(ctx context.Context, a store.Account) error {
 	var err error
 	if a.Password, err = s.c.Encrypt(a.Password); err != nil {
 		return err
 	}
 	if a.IMAPPassword, err = s.c.Encrypt(a.IMAPPassword); err != nil {
+		return err
+	}
+	if a.DKIMPrivateKey, err = s.c.Encrypt(a.DKIMPrivateKey); err != nil {
 		return err
 	}
 	a.CredentialsError = ""
@@ -214,8 +217,8 @@ func (s *Store) Claim(ctx context.Context, req store.ClaimRequest) ([]store.Clai
 	return claims, nil
 }
 
-// openAccount decrypts a's passwords. One that does not decrypt is cleared
-// and named in CredentialsError, so it can never be sent as a password.
+// openAccount decrypts a's passwords and DKIM key. One that does not decrypt
+// is cleared and named in CredentialsError, so it can never be used.
 func (s *Store) openAccount(a store.Account) store.Account {
 	var bad []string
 	var err error
@@ -227,10 +230,13 @@ func (s *Store) openAccount(a store.Account) store.Account {
 		a.IMAPPassword = ""
 		bad = append(bad, "imap_password")
 	}
+	if a.DKIMPrivateKey, err = s.c.Decrypt(a.DKIMPrivateKey); err != nil {
+		bad = append(bad, "dkim_private_key")
+	}
 	if len(bad) > 0 {
 		// The dispatcher fails sends with "Cannot decrypt account credentials".
-		a.Password, a.IMAPPassword = "", ""
-		a.CredentialsError = "cannot decrypt stored " + strings.Join(bad, " and ") + " (wrong key or altered value)"
+		a.Password, a.IMAPPassword, a.DKIMPrivateKey = "", "", ""
+		a.CredentialsError = "cannot decrypt stored " + strings.Join(bad, ", ") + " (wrong key or altered value)"
 	}
 	return a
 }

@@ -63,7 +63,8 @@ func seed(t *testing.T, ctx context.Context, st store.Store) {
 		t.Fatal(err)
 	}
 	if err := st.UpsertAccount(ctx, store.Account{TenantID: "t1", ID: "a1", Host: "127.0.0.1", Port: 25, User: "smtp-user",
-		Password: "smtp-pass-plain", TTL: 300, LimitBehavior: "defer", IMAPPassword: "imap-pass-plain"}); err != nil {
+		Password: "smtp-pass-plain", TTL: 300, LimitBehavior: "defer", IMAPPassword: "imap-pass-plain",
+		DKIMDomain: "example.com", DKIMSelector: "s1", DKIMPrivateKey: "dkim-key-plain"}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -92,6 +93,7 @@ func storedSecrets(t *testing.T, ctx context.Context, raw store.Store) map[strin
 		"prev_signing_secret":  ten.PrevSigningSecret,
 		"password":             acc.Password,
 		"imap_password":        acc.IMAPPassword,
+		"dkim_private_key":     acc.DKIMPrivateKey,
 	}
 }
 
@@ -104,6 +106,7 @@ var plainSecrets = map[string]string{
 	"prev_signing_secret":  "whsec_old_plain",
 	"password":             "smtp-pass-plain",
 	"imap_password":        "imap-pass-plain",
+	"dkim_private_key":     "dkim-key-plain",
 }
 
 func enqueueOne(t *testing.T, ctx context.Context, st store.Store, id string) {

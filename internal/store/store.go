@@ -125,6 +125,11 @@ type Account struct {
 	IMAPUser       *string
 	IMAPPassword   string
 	IMAPSSL        *bool
+	// DKIM signing (all three set, or none): the d= domain, the s= selector
+	// and the PEM private key (sealed at rest by internal/secret).
+	DKIMDomain     string
+	DKIMSelector   string
+	DKIMPrivateKey string
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 

@@ -30,6 +30,10 @@ type Account struct {
 	IMAPUser       string `json:"imap_user,omitempty"`
 	IMAPPassword   string `json:"imap_password,omitempty"`
 	IMAPSSL        *bool  `json:"imap_ssl,omitempty"`
+	// DKIM signing: all three, or none.
+	DKIMDomain     string `json:"dkim_domain,omitempty"`
+	DKIMSelector   string `json:"dkim_selector,omitempty"`
+	DKIMPrivateKey string `json:"dkim_private_key,omitempty"` // PEM; stored encrypted, never returned
 }
 
 // AccountInfo is an account as listed; never a password.
@@ -52,6 +56,9 @@ type AccountInfo struct {
 	IsPECAccount   bool       `json:"is_pec_account"`
 	IMAPHost       string     `json:"imap_host,omitempty"`
 	IMAPPort       *int       `json:"imap_port,omitempty"`
+	DKIM           bool       `json:"dkim"`
+	DKIMDomain     string     `json:"dkim_domain,omitempty"`
+	DKIMSelector   string     `json:"dkim_selector,omitempty"`
 	RateUsage      *RateUsage `json:"rate_usage,omitempty"`
 }
 

@@ -19,7 +19,7 @@ func scanAccount(sc scanner) (store.Account, error) {
 	)
 	err := sc.Scan(&a.TenantID, &a.ID, &a.Host, &a.Port, &a.User, &a.Password, &a.TTL, &perMin, &perHour,
 		&perDay, &a.LimitBehavior, &useTLS, &tlsVerify, &batchSize, &isPEC, &imapHost, &imapPort, &imapUser,
-		&a.IMAPPassword, &imapSSL, &created, &updated)
+		&a.IMAPPassword, &imapSSL, &created, &updated, &a.DKIMDomain, &a.DKIMSelector, &a.DKIMPrivateKey)
 	if err != nil {
 		return store.Account{}, err
 	}
@@ -58,7 +58,7 @@ func (s *Store) UpsertAccount(ctx context.Context, a store.Account) error {
 			nullInt(a.LimitPerMinute), nullInt(a.LimitPerHour), nullInt(a.LimitPerDay), a.LimitBehavior,
 			nullBool(a.UseTLS), boolInt(a.TLSVerify), nullInt(a.BatchSize), boolInt(a.IsPECAccount),
 			nullStr(a.IMAPHost), nullInt(a.IMAPPort), nullStr(a.IMAPUser), a.IMAPPassword, nullBool(a.IMAPSSL),
-			ms(created), ms(updated))
+			ms(created), ms(updated), a.DKIMDomain, a.DKIMSelector, a.DKIMPrivateKey)
 		return err
 	})
 	if err != nil {
