@@ -2,6 +2,8 @@
 // connection and classifies the outcome (delivery.md §3–§5, §7).
 //
 // One Send:
+//  0. With the account's DKIM key, sign the rendered bytes (DATA then
+//     carries exactly what was signed).
 //  1. Take a connection for the account from the pool; a new one is dialled
 //     within the session timeout: TCP, implicit TLS on port 465 or STARTTLS
 //     per the account's use_tls, EHLO, then AUTH (PLAIN if offered, else

@@ -45,6 +45,9 @@ func testAccountsUpsertGetReplace(t *testing.T, h *harness) {
 		IMAPUser:       ptr("imap-user"),
 		IMAPPassword:   "imap-secret",
 		IMAPSSL:        ptr(true),
+		DKIMDomain:     "example.com",
+		DKIMSelector:   "mail2026",
+		DKIMPrivateKey: "-----BEGIN PRIVATE KEY-----\nstored as given\n-----END PRIVATE KEY-----",
 	}
 	if err := h.s.UpsertAccount(h.ctx, full); err != nil {
 		t.Fatalf("UpsertAccount: %v", err)
