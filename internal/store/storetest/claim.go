@@ -105,7 +105,9 @@ func testClaimDeferred(t *testing.T, h *harness) {
 
 func testClaimSetsLease(t *testing.T, h *harness) {
 	h.tenant("t1")
-	h.account("t1", "acc", func(a *store.Account) { a.DKIMDomain, a.DKIMSelector, a.DKIMPrivateKey = "example.com", "s1", "key-acc" })
+	h.account("t1", "acc", func(a *store.Account) {
+		a.DKIMDomain, a.DKIMSelector, a.DKIMPrivateKey = "example.com", "s1", "key-acc"
+	})
 	pk := h.enqueueQueued(at(0), msg("t1", "m1", "acc", batch("b1")))[0]
 	req := claimReq("inst-a", at(5))
 	req.Lease = 90 * time.Second
