@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -42,21 +43,27 @@ var secretKeys = map[string]bool{
 }
 
 // record appends the call to the command log when its route is a command and
-// the caller authenticated. A failure to record is logged, not answered.
+// the caller presented a valid token, refused calls (403, another tenant's
+// 401) included; calls without a valid token are not recorded, so they
+// cannot fill the log. Caller (who called) is kept apart from tenant_id
+// (whom the call targeted). A failure to record is logged, not answered.
 func (s *server) record(c *call, status int, body []byte) {
 	if c.rt.command == "" || c.noLog || !c.p.Authenticated() {
 		return
 	}
-	payload := c.logPayload
-	if payload == nil {
+	var payload json.RawMessage
+	if c.logPayload != nil {
+		payload = boundedLog(c.logPayload)
+	} else {
 		payload = c.defaultLogPayload()
 	}
 	e := store.CommandLogEntry{
 		At:             s.now(),
 		Endpoint:       c.rt.command,
+		Caller:         c.p.Scope(),
 		Payload:        redactJSON(payload),
 		ResponseStatus: status,
-		ResponseBody:   redactJSON(body),
+		ResponseBody:   redactJSON(logResponse(status, body)),
 	}
 	switch {
 	case c.logTenant != nil:
@@ -74,19 +81,20 @@ func (s *server) record(c *call, status int, body []byte) {
 // JSON object.
 func (c *call) defaultLogPayload() json.RawMessage {
 	m := map[string]any{}
-	body := bytes.TrimSpace(c.body)
-	if len(body) > 0 {
-		var obj map[string]json.RawMessage
-		switch {
-		case json.Unmarshal(body, &obj) == nil:
-			for k, v := range obj {
-				m[k] = v
-			}
-		case json.Valid(body):
-			m["body"] = json.RawMessage(body)
-		default:
-			m["body"] = truncate(string(body), 1024)
+	whole, facts := logBody(c.body)
+	var obj map[string]json.RawMessage
+	switch {
+	case facts != nil: // not JSON, or large: never the body itself
+		for k, v := range facts {
+			m[k] = v
 		}
+	case whole == nil:
+	case json.Unmarshal(whole, &obj) == nil:
+		for k, v := range obj {
+			m[k] = v
+		}
+	default:
+		m["body"] = whole
 	}
 	for _, p := range c.rt.params {
 		if v, ok := c.query[p.name]; ok {
@@ -108,6 +116,28 @@ func (c *call) defaultLogPayload() json.RawMessage {
 		return json.RawMessage(`{}`)
 	}
 	return b
+}
+
+// logResponse is what the command log keeps of an answer: bounded like a
+// request body, and without the 422 entries' input echo, which repeats
+// what the client sent (a password included) and is logged, redacted,
+// with the request already.
+func logResponse(status int, body []byte) json.RawMessage {
+	if status == http.StatusUnprocessableEntity && bytes.Contains(body, []byte(`"input"`)) {
+		var b struct {
+			Detail []map[string]json.RawMessage `json:"detail"`
+		}
+		if json.Unmarshal(body, &b) != nil {
+			return boundedLog(body)
+		}
+		for _, is := range b.Detail {
+			delete(is, "input")
+		}
+		if out, err := json.Marshal(b); err == nil {
+			body = out
+		}
+	}
+	return boundedLog(body)
 }
 
 // truncate cuts s to at most n bytes on a rune boundary.
@@ -183,8 +213,9 @@ type CommandEntry struct {
 	ID             int64           `json:"id"`
 	CommandTS      int64           `json:"command_ts" doc:"Unix seconds"`
 	Endpoint       string          `json:"endpoint" doc:"command name, e.g. addMessages"`
-	TenantID       *string         `json:"tenant_id,omitempty"`
-	Payload        json.RawMessage `json:"payload,omitempty" doc:"query and body parameters, secrets as ***"`
+	TenantID       *string         `json:"tenant_id,omitempty" doc:"the tenant the call targeted"`
+	Caller         string          `json:"caller,omitempty" doc:"who called: admin or tenant:<id> of the key (ours)"`
+	Payload        json.RawMessage `json:"payload,omitempty" doc:"query and body parameters, secrets as ***; a body that is not JSON as body_size and body_sha256 only; one over 64 KiB as those and a body_summary"`
 	ResponseStatus int             `json:"response_status"`
 }
 
@@ -229,7 +260,7 @@ func (s *server) listCommands(c *call) (any, error) {
 	out := CommandLogResponse{OK: true, Commands: make([]CommandEntry, 0, len(entries))}
 	for _, e := range entries {
 		out.Commands = append(out.Commands, CommandEntry{ID: e.ID, CommandTS: unixSeconds(e.At),
-			Endpoint: e.Endpoint, TenantID: e.TenantID, Payload: nonNullJSON(e.Payload), ResponseStatus: e.ResponseStatus})
+			Endpoint: e.Endpoint, TenantID: e.TenantID, Caller: e.Caller, Payload: nonNullJSON(e.Payload), ResponseStatus: e.ResponseStatus})
 	}
 	out.Total = len(out.Commands)
 	return out, nil

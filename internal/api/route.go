@@ -183,10 +183,10 @@ func (s *server) fail(c *call, err error) int {
 func (s *server) run(c *call) (any, error) {
 	rt := c.rt
 	p, err := s.auth.Require(c.r.Context(), c.r, rt.class)
+	c.p = p // also when refused: the command log names the caller
 	if err != nil {
 		return nil, err
 	}
-	c.p = p
 	if rt.body != bodyNone {
 		if c.body, err = s.readBody(c); err != nil {
 			return nil, err

@@ -339,10 +339,13 @@ type TenantStats struct {
 
 // CommandLogEntry is one recorded mutating call.
 type CommandLogEntry struct {
-	ID             int64
-	At             time.Time
-	Endpoint       string // command name, e.g. addMessages
-	TenantID       *string
+	ID       int64
+	At       time.Time
+	Endpoint string  // command name, e.g. addMessages
+	TenantID *string // the tenant the call targeted
+	// Caller is who made the call: "admin" or "tenant:<id>" (the key's
+	// tenant); "" for entries recorded before callers were.
+	Caller         string
 	Payload        json.RawMessage
 	ResponseStatus int
 	ResponseBody   json.RawMessage

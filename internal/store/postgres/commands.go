@@ -15,7 +15,7 @@ import (
 func (s *Store) AppendCommand(ctx context.Context, e store.CommandLogEntry) error {
 	at := store.Stamp(e.At, s.now)
 	_, err := s.pool.Exec(ctx, qAppendCommand, ms(at), e.Endpoint, e.TenantID, nullJSON(e.Payload),
-		e.ResponseStatus, nullJSON(e.ResponseBody))
+		e.ResponseStatus, nullJSON(e.ResponseBody), e.Caller)
 	if err != nil {
 		return fmt.Errorf("postgres: append command: %w", err)
 	}
@@ -38,7 +38,7 @@ func (s *Store) ListCommands(ctx context.Context, f store.CommandLogFilter) ([]s
 		at            int64
 		payload, body *string
 	)
-	_, err = pgx.ForEachRow(rows, []any{&e.ID, &at, &e.Endpoint, &e.TenantID, &payload, &e.ResponseStatus, &body},
+	_, err = pgx.ForEachRow(rows, []any{&e.ID, &at, &e.Endpoint, &e.TenantID, &payload, &e.ResponseStatus, &body, &e.Caller},
 		func() error {
 			entry := e
 			entry.At = fromMS(at)

@@ -470,8 +470,8 @@ WHERE tenant_id = $1 AND report_lease_owner = $2`
 // Command log, idempotency, housekeeping.
 const (
 	qAppendCommand = `
-INSERT INTO command_log (at, endpoint, tenant_id, payload, response_status, response_body)
-VALUES ($1, $2, $3, $4, $5, $6)`
+INSERT INTO command_log (at, endpoint, tenant_id, payload, response_status, response_body, caller)
+VALUES ($1, $2, $3, $4, $5, $6, $7)`
 
 	commandFilter = `
 FROM command_log
@@ -480,11 +480,11 @@ WHERE ($1 = '' OR tenant_id = $1) AND ($2::bigint IS NULL OR at >= $2::bigint)
   AND ($4 = '' OR strpos(lower(endpoint), lower($4)) > 0)`
 
 	qListCommandsNewest = `
-SELECT id, at, endpoint, tenant_id, payload, response_status, response_body` + commandFilter + `
+SELECT id, at, endpoint, tenant_id, payload, response_status, response_body, caller` + commandFilter + `
 ORDER BY at DESC, id DESC LIMIT $5`
 
 	qListCommandsOldest = `
-SELECT id, at, endpoint, tenant_id, payload, response_status, response_body` + commandFilter + `
+SELECT id, at, endpoint, tenant_id, payload, response_status, response_body, caller` + commandFilter + `
 ORDER BY at, id LIMIT $5`
 
 	qBeginIdempotent = `

@@ -15,7 +15,7 @@ func (s *Store) AppendCommand(ctx context.Context, e store.CommandLogEntry) erro
 	at := store.Stamp(e.At, s.now)
 	err := s.writeRelaxed(ctx, func(w *wtx) error {
 		_, err := w.exec(qAppendCommand, ms(at), e.Endpoint, nullStr(e.TenantID), nullJSON(e.Payload),
-			e.ResponseStatus, nullJSON(e.ResponseBody))
+			e.ResponseStatus, nullJSON(e.ResponseBody), e.Caller)
 		return err
 	})
 	if err != nil {
@@ -43,7 +43,7 @@ func (s *Store) ListCommands(ctx context.Context, f store.CommandLogFilter) ([]s
 			tenant        sql.NullString
 			payload, body sql.NullString
 		)
-		if err := rows.Scan(&e.ID, &at, &e.Endpoint, &tenant, &payload, &e.ResponseStatus, &body); err != nil {
+		if err := rows.Scan(&e.ID, &at, &e.Endpoint, &tenant, &payload, &e.ResponseStatus, &body, &e.Caller); err != nil {
 			return nil, fmt.Errorf("sqlite: list commands: %w", err)
 		}
 		e.At = fromMS(at)

@@ -341,8 +341,8 @@ WHERE tenant_id = ? AND report_lease_owner = ?`
 // Command log, idempotency, housekeeping.
 const (
 	qAppendCommand = `
-INSERT INTO command_log (at, endpoint, tenant_id, payload, response_status, response_body)
-VALUES (?, ?, ?, ?, ?, ?)`
+INSERT INTO command_log (at, endpoint, tenant_id, payload, response_status, response_body, caller)
+VALUES (?, ?, ?, ?, ?, ?, ?)`
 
 	commandFilter = `
 FROM command_log
@@ -350,11 +350,11 @@ WHERE (?1 = '' OR tenant_id = ?1) AND (?2 IS NULL OR at >= ?2) AND (?3 IS NULL O
   AND (?4 = '' OR instr(lower(endpoint), lower(?4)) > 0)`
 
 	qListCommandsNewest = `
-SELECT id, at, endpoint, tenant_id, payload, response_status, response_body` + commandFilter + `
+SELECT id, at, endpoint, tenant_id, payload, response_status, response_body, caller` + commandFilter + `
 ORDER BY at DESC, id DESC LIMIT ?5`
 
 	qListCommandsOldest = `
-SELECT id, at, endpoint, tenant_id, payload, response_status, response_body` + commandFilter + `
+SELECT id, at, endpoint, tenant_id, payload, response_status, response_body, caller` + commandFilter + `
 ORDER BY at, id LIMIT ?5`
 
 	qBeginIdempotent = `

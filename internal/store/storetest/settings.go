@@ -106,10 +106,13 @@ func testCommandLogFilters(t *testing.T, h *harness) {
 
 func testCommandLogRoundTrip(t *testing.T, h *harness) {
 	want := []store.CommandLogEntry{
-		{At: at(1), Endpoint: "addMessages", TenantID: ptr("t1"), ResponseStatus: 400,
+		{At: at(1), Endpoint: "addMessages", TenantID: ptr("t1"), Caller: "tenant:t1", ResponseStatus: 400,
 			Payload:      json.RawMessage(`{"messages":[{"id":"m1"}],"tenant_id":"t1"}`),
 			ResponseBody: json.RawMessage(`{"detail":{"error":null,"rejected":[{"id":"m1","reason":"missing to"}]}}`)},
-		{At: at(2), Endpoint: "updateInstance", ResponseStatus: 200,
+		// A refused call names its caller apart from the tenant it targeted.
+		{At: at(2), Endpoint: "suspend", TenantID: ptr("t2"), Caller: "tenant:t1", ResponseStatus: 401,
+			ResponseBody: json.RawMessage(`{"detail":"Token not authorized for this tenant"}`)},
+		{At: at(2), Endpoint: "updateInstance", Caller: "admin", ResponseStatus: 200,
 			Payload: json.RawMessage(`{"api_token":"***"}`), ResponseBody: json.RawMessage(`{"ok":true}`)},
 	}
 	for _, e := range want {
