@@ -23,6 +23,7 @@ import (
 //
 // newStore returns a fresh, empty, migrated store and registers its cleanup.
 func Bench(b *testing.B, newStore func(tb testing.TB) store.Store) {
+	b.Run("Enqueue/batch=1/workers=1", func(b *testing.B) { benchEnqueue(b, newStore(b), 1, 1) })
 	b.Run("Enqueue/batch=1/workers=16", func(b *testing.B) { benchEnqueue(b, newStore(b), 1, 16) })
 	b.Run("Enqueue/batch=100/workers=4", func(b *testing.B) { benchEnqueue(b, newStore(b), 100, 4) })
 	b.Run("Claim/limit=100", func(b *testing.B) { benchClaim(b, newStore(b)) })
