@@ -81,6 +81,9 @@ func (s *Store) EnqueueBatch(ctx context.Context, items []store.NewMessage, now 
 		}
 	}
 	rounds := enqueueRounds(items)
+	if len(rounds) == 1 {
+		return s.enqueueOneRound(ctx, items, pks, rounds[0], now)
+	}
 	var (
 		results []store.EnqueueResult
 		queued  bool
@@ -144,6 +147,17 @@ func enqueueRounds(items []store.NewMessage) [][]int {
 // existing reads which of the items' tenants and (tenant, account) pairs
 // exist, in one round trip.
 func existing(ctx context.Context, tx pgx.Tx, items []store.NewMessage) (map[string]bool, map[msgKey]bool, error) {
+	b := &pgx.Batch{}
+	tenants, accounts := queueExisting(b, items)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, nil, fmt.Errorf("look up tenants and accounts: %w", err)
+	}
+	return tenants, accounts, nil
+}
+
+// queueExisting adds the lookups of the items' tenants and (tenant,
+// account) pairs to b; the maps fill as b's results are read.
+func queueExisting(b *pgx.Batch, items []store.NewMessage) (map[string]bool, map[msgKey]bool) {
 	var tenantIDs, accTenants, accIDs []string
 	seenT, seenA := map[string]bool{}, map[msgKey]bool{}
 	for _, it := range items {
@@ -159,7 +173,6 @@ func existing(ctx context.Context, tx pgx.Tx, items []store.NewMessage) (map[str
 		}
 	}
 	tenants, accounts := map[string]bool{}, map[msgKey]bool{}
-	b := &pgx.Batch{}
 	b.Queue(qTenantsExisting, tenantIDs).Query(func(rows pgx.Rows) error {
 		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		for _, id := range ids {
@@ -175,10 +188,7 @@ func existing(ctx context.Context, tx pgx.Tx, items []store.NewMessage) (map[str
 		})
 		return err
 	})
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return nil, nil, fmt.Errorf("look up tenants and accounts: %w", err)
-	}
-	return tenants, accounts, nil
+	return tenants, accounts
 }
 
 // enqueueArgs are one statement's items as parallel arrays (enqueueInput).
@@ -219,50 +229,9 @@ func (a *enqueueArgs) args(now int64) []any {
 // reports whether any item was queued.
 func enqueueRound(ctx context.Context, tx pgx.Tx, items []store.NewMessage, pks []string, round []int,
 	tenants map[string]bool, accounts map[msgKey]bool, now time.Time, results []store.EnqueueResult) (bool, error) {
-	queue, reject := newEnqueueArgs(), newEnqueueArgs()
-	for _, i := range round {
-		it := items[i]
-		reason, _ := store.EnqueueRejectReason(it, func() (bool, error) {
-			return accounts[msgKey{it.TenantID, it.AccountID}], nil
-		})
-		if reason == "" {
-			queue.add(i, it, pks[i], "")
-			continue
-		}
-		results[i] = store.EnqueueResult{Status: store.Rejected, Reason: reason}
-		if it.ID != "" && tenants[it.TenantID] {
-			reject.add(i, it, pks[i], reason)
-		}
-	}
-
-	nowMS := ms(now)
+	queue, reject := classifyRound(items, pks, round, tenants, accounts, results)
 	b := &pgx.Batch{}
-	collect := func(a *enqueueArgs, onRow func(i int, pk string)) func(pgx.Rows) error {
-		return func(rows pgx.Rows) error {
-			var tenant, id, pk string
-			_, err := pgx.ForEachRow(rows, []any{&tenant, &id, &pk}, func() error {
-				k := msgKey{tenant, id}
-				i, ok := a.byKey[k]
-				if !ok {
-					return fmt.Errorf("unexpected row %s/%s", tenant, id)
-				}
-				a.returned[k] = true
-				onRow(i, pk)
-				return nil
-			})
-			return err
-		}
-	}
-	if len(queue.index) > 0 {
-		b.Queue(qEnqueue, queue.args(nowMS)...).Query(collect(queue, func(i int, pk string) {
-			results[i] = store.EnqueueResult{Status: store.Queued, PK: pk}
-		}))
-	}
-	if len(reject.index) > 0 {
-		b.Queue(qEnqueueRejected, reject.args(nowMS)...).Query(collect(reject, func(i int, pk string) {
-			results[i].PK = pk
-		}))
-	}
+	queueWrites(b, queue, reject, ms(now), results)
 	if b.Len() == 0 {
 		return false, nil
 	}
@@ -297,6 +266,60 @@ func enqueueRound(ctx context.Context, tx pgx.Tx, items []store.NewMessage, pks 
 		}
 	}
 	return len(queue.returned) > 0, nil
+}
+
+// classifyRound splits one round into the items to queue and the rejected
+// items to store as errors (those with an id and a known tenant), and fills
+// the rejections' results.
+func classifyRound(items []store.NewMessage, pks []string, round []int, tenants map[string]bool,
+	accounts map[msgKey]bool, results []store.EnqueueResult) (queue, reject *enqueueArgs) {
+	queue, reject = newEnqueueArgs(), newEnqueueArgs()
+	for _, i := range round {
+		it := items[i]
+		reason, _ := store.EnqueueRejectReason(it, func() (bool, error) {
+			return accounts[msgKey{it.TenantID, it.AccountID}], nil
+		})
+		if reason == "" {
+			queue.add(i, it, pks[i], "")
+			continue
+		}
+		results[i] = store.EnqueueResult{Status: store.Rejected, Reason: reason}
+		if it.ID != "" && tenants[it.TenantID] {
+			reject.add(i, it, pks[i], reason)
+		}
+	}
+	return queue, reject
+}
+
+// queueWrites adds the round's upsert and rejected-items statements to b;
+// their rows fill results and the args' returned sets.
+func queueWrites(b *pgx.Batch, queue, reject *enqueueArgs, nowMS int64, results []store.EnqueueResult) {
+	collect := func(a *enqueueArgs, onRow func(i int, pk string)) func(pgx.Rows) error {
+		return func(rows pgx.Rows) error {
+			var tenant, id, pk string
+			_, err := pgx.ForEachRow(rows, []any{&tenant, &id, &pk}, func() error {
+				k := msgKey{tenant, id}
+				i, ok := a.byKey[k]
+				if !ok {
+					return fmt.Errorf("unexpected row %s/%s", tenant, id)
+				}
+				a.returned[k] = true
+				onRow(i, pk)
+				return nil
+			})
+			return err
+		}
+	}
+	if len(queue.index) > 0 {
+		b.Queue(qEnqueue, queue.args(nowMS)...).Query(collect(queue, func(i int, pk string) {
+			results[i] = store.EnqueueResult{Status: store.Queued, PK: pk}
+		}))
+	}
+	if len(reject.index) > 0 {
+		b.Queue(qEnqueueRejected, reject.args(nowMS)...).Query(collect(reject, func(i int, pk string) {
+			results[i].PK = pk
+		}))
+	}
 }
 
 // ListMessages lists messages with their tenant name and latest events, from
