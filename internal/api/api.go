@@ -28,6 +28,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mailproxy/mailproxy/internal/auth"
 	"github.com/mailproxy/mailproxy/internal/config"
 	"github.com/mailproxy/mailproxy/internal/metrics"
@@ -108,7 +110,9 @@ func New(d Deps) (http.Handler, error) {
 	}
 	routes := s.routes()
 	for _, rt := range routes {
-		rt.observeOK = d.Metrics.HTTPDuration.WithLabelValues(rt.path, rt.method, "200")
+		rt.observeOK = sync.OnceValue(func() prometheus.Observer {
+			return d.Metrics.HTTPDuration.WithLabelValues(rt.path, rt.method, "200")
+		})
 		s.mux.Handle(rt.method+" "+rt.path, s.handler(rt))
 	}
 	if err := s.mountDocs(routes); err != nil {

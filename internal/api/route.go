@@ -65,7 +65,7 @@ type route struct {
 	raw          http.Handler // serves the route directly (metrics)
 	headers      []param      // documented request headers
 
-	observeOK prometheus.Observer
+	observeOK func() prometheus.Observer // made on first use: no zero series per route
 }
 
 // bodyMode says whether a route reads a request body.
@@ -121,7 +121,7 @@ func (s *server) handler(rt *route) http.Handler {
 		status := s.serve(&call{s: s, r: r, w: w, rt: rt})
 		d := time.Since(start).Seconds()
 		if status == http.StatusOK {
-			rt.observeOK.Observe(d)
+			rt.observeOK().Observe(d)
 			return
 		}
 		s.d.Metrics.HTTPDuration.WithLabelValues(rt.path, rt.method, strconv.Itoa(status)).Observe(d)

@@ -5,6 +5,8 @@ package metrics
 
 import (
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -33,6 +35,10 @@ type Metrics struct {
 	AttachmentFetches *prometheus.CounterVec   // mode, result
 	HTTPDuration      *prometheus.HistogramVec // route, method, code
 	Panics            prometheus.Counter
+	LoopLastRun       *prometheus.GaugeVec // loop
+
+	loopsMu  sync.Mutex
+	loopsRan map[string]time.Time
 }
 
 // New builds the registry with the contract's zero series.
@@ -68,12 +74,17 @@ func New() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 3, 10)}, []string{"route", "method", "code"}),
 		Panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mailproxy_panics_total", Help: "Recovered panics in mailproxy goroutines"}),
+		LoopLastRun: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "mailproxy_loop_last_run_timestamp_seconds",
+			Help: "Unix time of the last iteration of each background loop (dispatcher, reports)"}, []string{"loop"}),
+		loopsRan: map[string]time.Time{},
 	}
 	m.Registry.MustRegister(m.Sent, m.Errors, m.Deferred, m.RateLimited, m.Pending,
 		m.SMTPReplies, m.SendDuration, m.ReportPosts, m.ReportsPending, m.AttachmentFetches,
-		m.HTTPDuration, m.Panics,
+		m.HTTPDuration, m.Panics, m.LoopLastRun,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m.AccountSeen("", "", "")
+	// No series for the contract's "default" account: no account has that id,
+	// and a zero series for it only adds a phantom row to every dashboard.
 	return m
 }
 
@@ -100,6 +111,26 @@ func (m *Metrics) AccountSeen(tenantID, tenantName, accountID string) {
 	m.Errors.With(l)
 	m.Deferred.With(l)
 	m.RateLimited.With(l)
+}
+
+// LoopRan records that the named background loop has just run an iteration.
+func (m *Metrics) LoopRan(name string) {
+	now := time.Now()
+	m.loopsMu.Lock()
+	m.loopsRan[name] = now
+	m.loopsMu.Unlock()
+	m.LoopLastRun.WithLabelValues(name).Set(float64(now.UnixNano()) / 1e9)
+}
+
+// LoopsLastRun returns when each loop last ran (loops that never ran are absent).
+func (m *Metrics) LoopsLastRun() map[string]time.Time {
+	m.loopsMu.Lock()
+	defer m.loopsMu.Unlock()
+	out := make(map[string]time.Time, len(m.loopsRan))
+	for k, v := range m.loopsRan {
+		out[k] = v
+	}
+	return out
 }
 
 // Handler serves the registry in the Prometheus text format.

@@ -95,6 +95,9 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	if err := seedAccountSeries(ctx, st, m); err != nil {
 		return err
 	}
+	m.WatchQueue(func(ctx context.Context, now time.Time) (store.QueueOverview, error) {
+		return st.Overview(ctx, "", now, now)
+	})
 
 	pool := smtppool.New(smtppool.Options{Size: cfg.PoolSize, Logger: log.With("component", "smtppool")})
 	sender, err := delivery.NewSender(delivery.SenderOptions{Pool: pool, ResetAfterSuccess: cfg.SMTPResetAfterMessage,

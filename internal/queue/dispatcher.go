@@ -182,6 +182,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 
 	draining := false // test mode: a RunNow drain is under way
 	for {
+		d.heartbeat()
 		claimed := 0
 		if !d.opts.TestMode || draining {
 			n, err := d.claimRound(ctx, sendCtx, &workers)
@@ -232,9 +233,17 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			case <-timer.C:
 				break sleep
 			case <-gauge.C:
+				d.heartbeat()
 				d.updatePending(ctx)
 			}
 		}
+	}
+}
+
+// heartbeat tells diagnostics and mailproxy_loop_last_run_timestamp_seconds that the loop runs.
+func (d *Dispatcher) heartbeat() {
+	if d.opts.Metrics != nil {
+		d.opts.Metrics.LoopRan("dispatcher")
 	}
 }
 

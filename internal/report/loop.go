@@ -262,6 +262,9 @@ func (l *Loop) Run(ctx context.Context) error {
 		l.fullPass = false
 		l.mu.Unlock()
 		jobs, err := l.pass(ctx, full, due)
+		if l.opts.Metrics != nil {
+			l.opts.Metrics.LoopRan("reports")
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

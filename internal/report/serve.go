@@ -113,6 +113,7 @@ func (l *Loop) serve(ctx context.Context, tenantID string, forced bool) (next ti
 			return time.Time{}, false, err
 		}
 		if res.failed {
+			l.updatePending(ctx, tenantID) // the backlog matters most while the client fails
 			return *state.NextRetryAt, false, nil
 		}
 		if len(res.refused) > 0 {
