@@ -102,13 +102,16 @@ func rawEnvelope(p *store.Payload, data []byte, wantFrom, wantRcpts bool) string
 		return ""
 	}
 	env := rm.HeaderEnvelope()
-	if env.InvalidValue != "" {
-		return reasonInvalidAddress + env.InvalidValue
-	}
 	if wantFrom {
+		if env.InvalidFrom != "" {
+			return reasonInvalidAddress + env.InvalidFrom
+		}
 		p.From = env.From
 	}
 	if wantRcpts {
+		if env.InvalidRcpt != "" {
+			return reasonInvalidAddress + env.InvalidRcpt
+		}
 		p.To, p.Cc, p.Bcc = env.To, env.Cc, env.Bcc
 	}
 	return ""

@@ -148,7 +148,12 @@ func Token(r *http.Request) string {
 // gives the zero Principal and ErrNoToken; an unknown token ErrInvalidToken.
 // Other errors come from the store.
 func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request) (Principal, error) {
-	token := Token(r)
+	return a.AuthenticateToken(ctx, Token(r))
+}
+
+// AuthenticateToken resolves a token presented outside HTTP (an SMTP AUTH
+// password) exactly as Authenticate resolves a request's.
+func (a *Authenticator) AuthenticateToken(ctx context.Context, token string) (Principal, error) {
 	if token == "" {
 		return Principal{}, ErrNoToken
 	}

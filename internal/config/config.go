@@ -83,6 +83,12 @@ type Config struct {
 	MaxRequestMB float64 `env:"GMP_MAX_REQUEST_MB" envDefault:"64" ini:"max_request_mb" doc:"request body limit, MB (413 above)"`
 	PprofAddr    string  `env:"GMP_PPROF_ADDR" ini:"pprof_addr" doc:"pprof listener, e.g. 127.0.0.1:6060 (unset: off)"`
 
+	SMTPListen            string `env:"GMP_SMTP_LISTEN" ini:"smtp_listen" doc:"SMTP submission listener, e.g. 127.0.0.1:2525 (unset: off)"`
+	SMTPSListen           string `env:"GMP_SMTPS_LISTEN" ini:"smtps_listen" doc:"SMTP submission over implicit TLS, e.g. 0.0.0.0:465 (unset: off; needs the certificate)"`
+	SMTPTLSCert           string `env:"GMP_SMTP_TLS_CERT" ini:"smtp_tls_cert" doc:"PEM certificate for STARTTLS and GMP_SMTPS_LISTEN"`
+	SMTPTLSKey            string `env:"GMP_SMTP_TLS_KEY" ini:"smtp_tls_key" doc:"PEM private key of GMP_SMTP_TLS_CERT"`
+	SMTPAllowInsecureAuth bool   `env:"GMP_SMTP_ALLOW_INSECURE_AUTH" envDefault:"false" ini:"smtp_allow_insecure_auth" doc:"allow AUTH without TLS on a non-loopback submission listener"`
+
 	URL    string `env:"GMP_URL" envDefault:"http://127.0.0.1:8000" ini:"url" doc:"service URL for CLI admin commands"`
 	Tenant string `env:"GMP_TENANT" ini:"tenant" doc:"default tenant for CLI admin commands"`
 }

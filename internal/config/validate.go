@@ -143,6 +143,24 @@ func (c Config) Validate() error {
 			bad("GMP_PPROF_ADDR", "port must be in 0..65535")
 		}
 	}
+	hostPort := func(name, addr string) {
+		if addr == "" {
+			return
+		}
+		if _, p, err := net.SplitHostPort(addr); err != nil {
+			bad(name, "must be host:port, e.g. 127.0.0.1:2525")
+		} else if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
+			bad(name, "port must be in 0..65535")
+		}
+	}
+	hostPort("GMP_SMTP_LISTEN", c.SMTPListen)
+	hostPort("GMP_SMTPS_LISTEN", c.SMTPSListen)
+	if (c.SMTPTLSCert == "") != (c.SMTPTLSKey == "") {
+		bad("GMP_SMTP_TLS_CERT", "GMP_SMTP_TLS_CERT and GMP_SMTP_TLS_KEY must be set together")
+	}
+	if c.SMTPSListen != "" && c.SMTPTLSCert == "" {
+		bad("GMP_SMTPS_LISTEN", "needs GMP_SMTP_TLS_CERT and GMP_SMTP_TLS_KEY")
+	}
 	httpURL("GMP_URL", c.URL)
 	errs = append(errs, c.refuseUnsupported()...)
 	return errors.Join(errs...)

@@ -17,6 +17,7 @@ package proxy
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -42,6 +43,7 @@ import (
 	"github.com/mailproxy/mailproxy/internal/report"
 	"github.com/mailproxy/mailproxy/internal/smtppool"
 	"github.com/mailproxy/mailproxy/internal/store"
+	"github.com/mailproxy/mailproxy/internal/submit"
 )
 
 // Options are the process-level inputs of Run beyond the configuration.
@@ -50,6 +52,9 @@ type Options struct {
 	Stderr  io.Writer          // where a generated admin token is printed once
 	Version string             // reported in User-Agent and /openapi.json
 	Ready   func(api net.Addr) // called once the API listens (tests use port 0)
+	// SubmissionReady is called with the SMTP submission listeners'
+	// addresses (plain first) once they are bound; not called when off.
+	SubmissionReady func(addrs []net.Addr)
 }
 
 // Run runs the instance until ctx is cancelled, then shuts down gracefully.
@@ -195,7 +200,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		reports.RunNow(tenantID)
 	}
 
-	handler, err := api.New(api.Deps{
+	handler, submissions, err := api.NewWithSubmissions(api.Deps{
 		Store:      st,
 		Config:     cfg,
 		Metrics:    m,
@@ -209,6 +214,11 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	})
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
+	}
+
+	submission, err := newSubmission(cfg, submissions, m, log)
+	if err != nil {
+		return err
 	}
 
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
@@ -238,6 +248,9 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr())
 	}
+	if submission != nil && opts.SubmissionReady != nil {
+		opts.SubmissionReady(submission.Addrs())
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	goSafe(g, log, m, "http", func() error {
@@ -253,6 +266,9 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		return srv.Shutdown(sctx)
 	})
 	goSafe(g, log, m, "smtppool", func() error { return pool.Run(gctx) })
+	if submission != nil {
+		goSafe(g, log, m, "submission", func() error { return submission.Run(gctx) })
+	}
 	if active {
 		goSafe(g, log, m, "dispatcher", func() error { return dispatcher.Run(gctx) })
 		if !cfg.TestMode { // test mode: reports go out only after a run-now drain
@@ -285,6 +301,45 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	pool.Close(qctx)
 	log.Info("mail-proxy stopped")
 	return err
+}
+
+// newSubmission binds the SMTP submission listeners (GMP_SMTP_LISTEN,
+// GMP_SMTPS_LISTEN); nil when neither is set.
+func newSubmission(cfg config.Config, subs *api.Submissions, m *metrics.Metrics, log *slog.Logger) (*submit.Server, error) {
+	if cfg.SMTPListen == "" && cfg.SMTPSListen == "" {
+		return nil, nil
+	}
+	var tlsConfig *tls.Config
+	if cfg.SMTPTLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.SMTPTLSCert, cfg.SMTPTLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("GMP_SMTP_TLS_CERT/GMP_SMTP_TLS_KEY: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	domain, _ := os.Hostname()
+	srv, err := submit.New(submit.Options{
+		Addr:              cfg.SMTPListen,
+		TLSAddr:           cfg.SMTPSListen,
+		TLSConfig:         tlsConfig,
+		AllowInsecureAuth: cfg.SMTPAllowInsecureAuth,
+		Domain:            domain,
+		MaxMessageBytes:   int64(cfg.MessageMaxMB * 1024 * 1024),
+		ShutdownTimeout:   cfg.ShutdownTimeout.Duration(),
+		Submitter:         subs,
+		Registerer:        m.Registry,
+		Logger:            log.With("component", "submit"),
+		LogActivity:       cfg.LogDeliveryActivity,
+		OnPanic:           m.Panics.Inc,
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, a := range srv.Addrs() {
+		implicit := cfg.SMTPSListen != "" && (cfg.SMTPListen == "" || i == 1)
+		log.Info("smtp submission listening", "addr", a.String(), "implicit_tls", implicit, "starttls", tlsConfig != nil)
+	}
+	return srv, nil
 }
 
 // OpenStore opens the configured store; exclusive is for `serve` (one per SQLite file).

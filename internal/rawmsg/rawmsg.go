@@ -213,17 +213,19 @@ func (m *Message) TakeControl() Control {
 
 // Envelope is the sender and recipients a message's headers name.
 type Envelope struct {
-	From         string   // the first From mailbox as written (display name kept)
-	To, Cc, Bcc  []string // each mailbox as written
-	InvalidValue string   // set when a header did not parse: the offending value
+	From        string   // the first From mailbox (display name kept)
+	To, Cc, Bcc []string // each mailbox
+	// InvalidFrom and InvalidRcpt hold the text of a From, or a To/Cc/Bcc,
+	// header that did not parse as an address list.
+	InvalidFrom, InvalidRcpt string
 }
 
 // HeaderEnvelope reads From, To, Cc and Bcc. A header that does not parse
-// as an address list leaves InvalidValue set to its text.
+// as an address list is named in InvalidFrom or InvalidRcpt.
 func (m *Message) HeaderEnvelope() Envelope {
 	var env Envelope
 	dec := mail.AddressParser{WordDecoder: &mime.WordDecoder{CharsetReader: passCharset}}
-	list := func(name string) []string {
+	list := func(name string, invalid *string) []string {
 		var out []string
 		for _, v := range m.Values(name) {
 			if strings.TrimSpace(v) == "" {
@@ -231,8 +233,8 @@ func (m *Message) HeaderEnvelope() Envelope {
 			}
 			addrs, err := dec.ParseList(v)
 			if err != nil {
-				if env.InvalidValue == "" {
-					env.InvalidValue = v
+				if *invalid == "" {
+					*invalid = v
 				}
 				continue
 			}
@@ -242,10 +244,10 @@ func (m *Message) HeaderEnvelope() Envelope {
 		}
 		return out
 	}
-	if from := list("From"); len(from) > 0 {
+	if from := list("From", &env.InvalidFrom); len(from) > 0 {
 		env.From = from[0]
 	}
-	env.To, env.Cc, env.Bcc = list("To"), list("Cc"), list("Bcc")
+	env.To, env.Cc, env.Bcc = list("To", &env.InvalidRcpt), list("Cc", &env.InvalidRcpt), list("Bcc", &env.InvalidRcpt)
 	return env
 }
 

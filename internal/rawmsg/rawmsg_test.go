@@ -74,7 +74,7 @@ func TestHeaderEnvelopeInvalid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if env := m.HeaderEnvelope(); env.InvalidValue != "not an address" || len(env.To) != 0 {
+	if env := m.HeaderEnvelope(); env.InvalidRcpt != "not an address" || env.InvalidFrom != "" || len(env.To) != 0 {
 		t.Fatalf("envelope %+v", env)
 	}
 }
