@@ -64,7 +64,9 @@ func start(t testing.TB, env map[string]string) *instance {
 	if _, ok := t.(*testing.B); ok {
 		level = slog.LevelWarn
 	}
-	logs := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
+	lw := &testWriter{t: t}
+	t.Cleanup(lw.close) // runs last: timers of the stopped instance may still log
+	logs := slog.New(slog.NewTextHandler(lw, &slog.HandlerOptions{Level: level}))
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan net.Addr, 1)
 	smtpReady := make(chan []net.Addr, 1)
@@ -257,9 +259,24 @@ func eventually(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-type testWriter struct{ t testing.TB }
+// testWriter sends the instance's log to the test log until the test ends.
+type testWriter struct {
+	t      testing.TB
+	mu     sync.Mutex
+	closed bool
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.closed {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
 	return len(p), nil
+}
+
+func (w *testWriter) close() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
 }
