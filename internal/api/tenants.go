@@ -154,8 +154,10 @@ func tenantInfo(t store.Tenant) TenantInfo {
 
 // applyTenant sets the payload fields of t from the body. With partial
 // (PUT) only present non-null fields change; otherwise omitted fields are
-// reset to null/defaults. Masked secrets keep the stored values.
-func applyTenant(f fields, t *store.Tenant, partial bool) {
+// reset to null/defaults. Masked secrets keep the stored values. byTenant
+// says the caller is the tenant's own key: a client_base_url it sets meets
+// the public-only address policy (netguard) unless the instance allows more.
+func applyTenant(f fields, t *store.Tenant, partial, byTenant bool) {
 	set := func(name string) bool {
 		if partial {
 			_, ok := f.raw(name)
@@ -183,6 +185,7 @@ func applyTenant(f fields, t *store.Tenant, partial bool) {
 	}
 	if set("client_base_url") {
 		t.ClientBaseURL = nil
+		t.ClientURLByTenant = byTenant
 		if u, ok := f.str("client_base_url", false); ok {
 			if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
 				f.is.valueError(at(f.loc, "client_base_url"), jsonInput(u), "client_base_url must be an absolute http or https URL")
@@ -241,7 +244,7 @@ func (s *server) addTenant(c *call) (any, error) {
 			return nil, err
 		}
 	}
-	applyTenant(f, &t, false)
+	applyTenant(f, &t, false, !c.p.Admin)
 	if !is.empty() {
 		return nil, invalid(is.list)
 	}
@@ -299,7 +302,7 @@ func (s *server) updateTenant(c *call) (any, error) {
 		return nil, err
 	}
 	var is issues
-	applyTenant(newFields(top, []any{"body"}, &is), &t, true)
+	applyTenant(newFields(top, []any{"body"}, &is), &t, true, !c.p.Admin)
 	if !is.empty() {
 		return nil, invalid(is.list)
 	}

@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/mailproxy/mailproxy/internal/metrics"
+	"github.com/mailproxy/mailproxy/internal/netguard"
 	"github.com/mailproxy/mailproxy/internal/store"
 )
 
@@ -63,7 +64,11 @@ type Options struct {
 	MaxAttachmentBytes int64         // GMP_ATTACHMENT_MAX_MB
 	MaxMessageBytes    int64         // all attachments of a message (GMP_MESSAGE_MAX_MB)
 	BaseDir            string        // filesystem root; "" = filesystem mode off
-	AllowPrivate       bool          // http_url may reach private addresses
+	AllowPrivate       bool          // http_url may reach loopback and private addresses (GMP_ATTACHMENT_ALLOW_PRIVATE)
+	// ClientURLAllowPrivate: the endpoint of a tenant whose client_base_url
+	// was set with its own key may be loopback or private
+	// (GMP_CLIENT_URL_ALLOW_PRIVATE); one set by the admin always may.
+	ClientURLAllowPrivate bool
 
 	MemoryMaxBytes     int64 // memory tier size; 0 = off
 	MemoryTTL          time.Duration
@@ -92,8 +97,9 @@ type Fetcher struct {
 	now            func() time.Time
 	slots          chan struct{}
 	root           *fileRoot
-	webClient      *http.Client // http_url: address policy unless AllowPrivate
-	endpointClient *http.Client // the tenant's own endpoint
+	webClient      *http.Client // http_url: public addresses unless AllowPrivate
+	endpointClient *http.Client // endpoint of an admin-set client_base_url: private allowed
+	tenantClient   *http.Client // endpoint of a tenant-set client_base_url
 	cache          *cache
 	flights        flights
 }
@@ -135,12 +141,9 @@ func New(opts Options) (*Fetcher, error) {
 		now:            time.Now,
 		slots:          make(chan struct{}, opts.MaxConcurrent),
 		root:           root,
-		endpointClient: newHTTPClient(nil),
-	}
-	if opts.AllowPrivate {
-		f.webClient = newHTTPClient(nil)
-	} else {
-		f.webClient = newHTTPClient(newAddressPolicy().control)
+		webClient:      newWebClient(netguard.Policy{Level: netguard.LevelFor(opts.AllowPrivate)}),
+		endpointClient: newEndpointClient(netguard.Policy{Level: netguard.Private}),
+		tenantClient:   newEndpointClient(netguard.Policy{Level: netguard.LevelFor(opts.ClientURLAllowPrivate)}),
 	}
 	f.cache, err = newCache(cacheConfig{
 		memMax: opts.MemoryMaxBytes, memTTL: opts.MemoryTTL,
@@ -157,6 +160,7 @@ func New(opts Options) (*Fetcher, error) {
 func (f *Fetcher) Close() {
 	f.webClient.CloseIdleConnections()
 	f.endpointClient.CloseIdleConnections()
+	f.tenantClient.CloseIdleConnections()
 }
 
 func orDefault[T comparable](v, def T) T {

@@ -11,53 +11,36 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"syscall"
-	"time"
 
+	"github.com/mailproxy/mailproxy/internal/netguard"
 	"github.com/mailproxy/mailproxy/internal/store"
 	"github.com/mailproxy/mailproxy/internal/webhook"
 )
 
 const (
-	maxRedirects           = 5
-	defaultAttachmentPath  = "/mail-proxy/attachments"
-	errorBodyDrainBytes    = 4 << 10
-	headerAuthorization    = "Authorization"
-	contentTypeJSON        = "application/json"
-	idleConnTimeout        = 90 * time.Second
-	tlsHandshakeTimeout    = 10 * time.Second
-	maxIdleConnsPerHost    = 4
-	maxIdleConnsAllOrigins = 32
+	maxRedirects          = 5
+	defaultAttachmentPath = "/mail-proxy/attachments"
+	errorBodyDrainBytes   = 4 << 10
+	headerAuthorization   = "Authorization"
+	contentTypeJSON       = "application/json"
 )
 
-var errTooManyRedirects = errors.New("attach: too many redirects")
-
-// newHTTPClient returns a client whose dialer runs control (the address
-// policy) on every connection, or none when control is nil. Environment
-// proxies are ignored: the policy must judge the real destination.
-func newHTTPClient(control func(network, address string, c syscall.RawConn) error) *http.Client {
-	dialer := &net.Dialer{KeepAlive: 30 * time.Second, Control: control}
-	transport := &http.Transport{
-		Proxy:               nil,
-		DialContext:         dialer.DialContext,
-		ForceAttemptHTTP2:   true,
-		MaxIdleConns:        maxIdleConnsAllOrigins,
-		MaxIdleConnsPerHost: maxIdleConnsPerHost,
-		IdleConnTimeout:     idleConnTimeout,
-		TLSHandshakeTimeout: tlsHandshakeTimeout,
-	}
-	return &http.Client{Transport: transport, CheckRedirect: checkRedirect}
+// newWebClient is the http_url client: every hop passes p, GETs follow at
+// most five redirects (Authorization dropped once the chain leaves the
+// first origin), a POST's redirect is an error.
+func newWebClient(p netguard.Policy) *http.Client {
+	return p.HTTPClient(netguard.ClientOptions{MaxRedirects: maxRedirects, OnRedirect: dropAuthOffOrigin})
 }
 
-// checkRedirect follows at most five redirects and drops Authorization once
-// the chain has left the original origin (even if it comes back).
-func checkRedirect(req *http.Request, via []*http.Request) error {
-	if len(via) > maxRedirects {
-		return errTooManyRedirects
-	}
-	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
-		return errUnsupportedScheme
-	}
+// newEndpointClient is the endpoint client: it POSTs to the tenant's own
+// origin only, so it follows no redirect (one is an error naming it).
+func newEndpointClient(p netguard.Policy) *http.Client {
+	return p.HTTPClient(netguard.ClientOptions{})
+}
+
+// dropAuthOffOrigin drops Authorization once the chain has left the
+// original origin (even if it comes back).
+func dropAuthOffOrigin(req *http.Request, via []*http.Request) error {
 	first := origin(via[0].URL)
 	for _, hop := range append(via[1:], req) {
 		if origin(hop.URL) != first {
@@ -67,8 +50,6 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 	}
 	return nil
 }
-
-var errUnsupportedScheme = errors.New("attach: redirect to a non-HTTP URL")
 
 // origin is scheme://host:port with the default port made explicit.
 func origin(u *url.URL) string {
@@ -189,7 +170,11 @@ func (f *Fetcher) fetchEndpoint(ctx context.Context, tenant store.Tenant, att st
 	if err := f.sign(tenant, header, body); err != nil {
 		return nil, err
 	}
-	return f.do(ctx, f.endpointClient, http.MethodPost, u.String(), body, header, name, limit)
+	client := f.endpointClient
+	if tenant.ClientURLByTenant {
+		client = f.tenantClient
+	}
+	return f.do(ctx, client, http.MethodPost, u.String(), body, header, name, limit)
 }
 
 func storagePathBody(storagePath string) ([]byte, *Error) {
@@ -279,14 +264,16 @@ func readLimited(r io.Reader, sizeHint int64, name string, limit int64) ([]byte,
 // transportError classifies a failure to get or read a response. Time-outs
 // and cancellation are decided by the caller from its contexts.
 func transportError(err error) *Error {
-	var refused *addressError
-	if errors.As(err, &refused) {
-		return permanent("Address not allowed: "+refused.ip.String(), resultRejected)
+	if refused, ok := netguard.Refused(err); ok {
+		return permanent("Address not allowed: "+refused.IP.String(), resultRejected)
 	}
-	if errors.Is(err, errTooManyRedirects) {
+	if redirect, ok := netguard.RedirectRefused(err); ok {
+		return permanent("Redirect not followed: "+redirect.Error(), resultRejected)
+	}
+	if errors.Is(err, netguard.ErrTooManyRedirects) {
 		return permanent("Too many redirects (more than 5)", resultRejected)
 	}
-	if errors.Is(err, errUnsupportedScheme) {
+	if errors.Is(err, netguard.ErrRedirectScheme) {
 		return permanent("Redirect to a non-HTTP URL", resultRejected)
 	}
 	var dnsErr *net.DNSError

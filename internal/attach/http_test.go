@@ -9,14 +9,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mailproxy/mailproxy/internal/netguard"
 	"github.com/mailproxy/mailproxy/internal/store"
 	"github.com/mailproxy/mailproxy/internal/webhook"
 )
@@ -227,26 +228,96 @@ func TestPrivateAddressRefused(t *testing.T) {
 	wantData(t, c, []byte("internal"))
 }
 
+// publicFetcher is a Fetcher with the real policies, whose http_url client
+// treats only the listener at first as a public host: tests can only listen
+// on loopback, and every other address must still meet the policy.
+func publicFetcher(t *testing.T, first string, edit func(*Options)) *Fetcher {
+	t.Helper()
+	f := newTestFetcher(t, func(o *Options) {
+		o.AllowPrivate = false
+		o.MemoryMaxBytes = 0
+		if edit != nil {
+			edit(o)
+		}
+	})
+	f.webClient = newWebClient(netguard.Policy{TreatAsPublic: []netip.AddrPort{netip.MustParseAddrPort(first)}})
+	return f
+}
+
 func TestPrivateAddressRefusedAfterRedirect(t *testing.T) {
 	t.Parallel()
-	// Every address here is loopback, so let the real policy see all hops
-	// but the first: the redirect target must still be refused.
 	target := newContentServer(t, []byte("internal"))
-	redirector := httptest.NewServer(http.RedirectHandler(target.URL+"/secret", http.StatusFound))
-	t.Cleanup(redirector.Close)
-	f := newTestFetcher(t, func(o *Options) { o.AllowPrivate = false })
-	policy := newAddressPolicy()
-	first := redirector.Listener.Addr().String()
-	f.webClient = newHTTPClient(func(network, address string, c syscall.RawConn) error {
-		if address == first {
-			return nil
-		}
-		return policy.control(network, address, c)
-	})
-	_, err := f.FetchAll(context.Background(), tenantWithBase("t1", ""), []store.Attachment{{Filename: "x.pdf", StoragePath: redirector.URL}})
-	wantError(t, err, "Address not allowed: 127.0.0.1", false)
+	for _, code := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		redirector := httptest.NewServer(http.RedirectHandler(target.URL+"/secret", code))
+		t.Cleanup(redirector.Close)
+		f := publicFetcher(t, redirector.Listener.Addr().String(), nil)
+		_, err := f.FetchAll(context.Background(), tenantWithBase("t1", ""), []store.Attachment{{Filename: "x.pdf", StoragePath: redirector.URL}})
+		wantError(t, err, "Address not allowed: 127.0.0.1", false)
+	}
 	if n := target.requests.Load(); n != 0 {
 		t.Fatalf("redirect target got %d requests, want 0", n)
+	}
+}
+
+// TestPOSTRedirectNotFollowed: a redirect of a POST (the endpoint mode, the
+// [url]params form) is an error naming it, never a GET of the new URL,
+// whatever the target's address and however trusted the origin.
+func TestPOSTRedirectNotFollowed(t *testing.T) {
+	t.Parallel()
+	target := newContentServer(t, []byte("internal secret"))
+	for _, code := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		redirector := httptest.NewServer(http.RedirectHandler(target.URL+"/secret?token=abc", code))
+		t.Cleanup(redirector.Close)
+		want := fmt.Sprintf("Redirect not followed: HTTP %d redirect of POST to %s/secret not followed", code, target.URL)
+		// endpoint mode, admin-set origin (private allowed).
+		f := publicFetcher(t, redirector.Listener.Addr().String(), nil)
+		_, err := f.FetchAll(context.Background(), tenantWithBase("t1", redirector.URL), []store.Attachment{{Filename: "x.pdf", StoragePath: "doc-1"}})
+		wantError(t, err, want, false)
+		// [url]params form of http_url: a POST too.
+		_, err = f.FetchAll(context.Background(), tenantWithBase("t1", ""), []store.Attachment{{Filename: "x.pdf", StoragePath: "[" + redirector.URL + "/a]doc=1"}})
+		wantError(t, err, want, false)
+	}
+	if n := target.requests.Load(); n != 0 {
+		t.Fatalf("redirect target got %d requests, want 0", n)
+	}
+}
+
+// TestTenantSetEndpointMeetsPolicy: a client_base_url the tenant set with
+// its own key gets the public-only policy unless the instance allows
+// private client URLs; one set by the admin may be loopback.
+func TestTenantSetEndpointMeetsPolicy(t *testing.T) {
+	t.Parallel()
+	srv := newContentServer(t, []byte("internal"))
+	tenantSet := tenantWithBase("t1", srv.URL)
+	tenantSet.ClientURLByTenant = true
+	att := store.Attachment{Filename: "x.pdf", StoragePath: "doc-1"}
+
+	f := newTestFetcher(t, func(o *Options) { o.AllowPrivate = false; o.MemoryMaxBytes = 0 })
+	_, err := f.FetchAll(context.Background(), tenantSet, []store.Attachment{att})
+	wantError(t, err, "Address not allowed: 127.0.0.1", false)
+	if n := srv.requests.Load(); n != 0 {
+		t.Fatalf("the loopback endpoint got %d requests, want 0", n)
+	}
+	wantData(t, fetchOneOK(t, f, tenantWithBase("t1", srv.URL), att), []byte("internal"))
+
+	allowed := newTestFetcher(t, func(o *Options) { o.AllowPrivate = false; o.MemoryMaxBytes = 0; o.ClientURLAllowPrivate = true })
+	wantData(t, fetchOneOK(t, allowed, tenantSet, att), []byte("internal"))
+}
+
+// TestLinkLocalEndpointRefused: even an admin-set origin never reaches
+// link-local or metadata addresses (nothing listens there: the policy
+// refuses before connecting).
+func TestLinkLocalEndpointRefused(t *testing.T) {
+	t.Parallel()
+	f := newTestFetcher(t, func(o *Options) { o.ClientURLAllowPrivate = true })
+	for _, base := range []string{"http://169.254.169.254", "http://[fe80::1]:8080", "http://[fd00:ec2::254]"} {
+		_, err := f.FetchAll(context.Background(), tenantWithBase("t1", base), []store.Attachment{{Filename: "x.pdf", StoragePath: "doc-1"}})
+		e := fetchError(t, err)
+		if !strings.HasPrefix(e.Reason, "Address not allowed: ") || e.Temporary {
+			t.Fatalf("endpoint %s: error %q (temporary %v), want a permanent Address not allowed", base, e.Reason, e.Temporary)
+		}
 	}
 }
 

@@ -16,8 +16,8 @@ import (
 type Config struct {
 	Host         string `env:"GMP_HOST" envDefault:"0.0.0.0" ini:"host" doc:"listen address"`
 	Port         int    `env:"GMP_PORT" envDefault:"8000" ini:"port" doc:"listen port (0..65535; 0 picks a free port)"`
-	DBPath       string `env:"GMP_DB_PATH" envDefault:"./mail_service.db" ini:"db_path" doc:"SQLite file, or postgres:// / postgresql:// DSN"`
-	DatabaseURL  string `env:"GMP_DATABASE_URL" ini:"database_url" doc:"as GMP_DB_PATH; wins when both are set"`
+	DBPath       string `env:"GMP_DB_PATH" envDefault:"./mail_service.db" ini:"db_path" doc:"SQLite file, or postgres:// / postgresql:// DSN (its password masked when printed)" secret:"dsn"`
+	DatabaseURL  string `env:"GMP_DATABASE_URL" ini:"database_url" doc:"as GMP_DB_PATH; wins when both are set" secret:"dsn"`
 	APIToken     string `env:"GMP_API_TOKEN" ini:"api_token" doc:"admin token (generated and stored when unset)" secret:"true"`
 	InstanceName string `env:"GMP_INSTANCE_NAME" envDefault:"mail-proxy" ini:"instance_name" doc:"instance name (alias GMP_INSTANCE)"`
 	ConfigFile   string `env:"GMP_CONFIG_FILE" ini:"-" doc:"INI config file (alias GMP_CONFIG)"`
@@ -57,7 +57,8 @@ type Config struct {
 	AttachmentMaxMB        float64 `env:"GMP_ATTACHMENT_MAX_MB" envDefault:"25" ini:"attachment_max_mb" doc:"per-attachment size limit, MB"`
 	MessageMaxMB           float64 `env:"GMP_MESSAGE_MAX_MB" envDefault:"50" ini:"message_max_mb" doc:"per-message size limit, MB"`
 	AttachmentBaseDir      string  `env:"GMP_ATTACHMENT_BASE_DIR" ini:"attachment_base_dir" doc:"filesystem attachment root (unset: mode off)"`
-	AttachmentAllowPrivate bool    `env:"GMP_ATTACHMENT_ALLOW_PRIVATE" envDefault:"false" ini:"attachment_allow_private" doc:"http_url may reach private addresses"`
+	AttachmentAllowPrivate bool    `env:"GMP_ATTACHMENT_ALLOW_PRIVATE" envDefault:"false" ini:"attachment_allow_private" doc:"http_url attachments may reach loopback and private addresses (never link-local or cloud metadata)"`
+	ClientURLAllowPrivate  bool    `env:"GMP_CLIENT_URL_ALLOW_PRIVATE" envDefault:"false" ini:"client_url_allow_private" doc:"a client_base_url set with a tenant's own key may be loopback or private (one set by the admin always may; link-local and cloud metadata never)"`
 
 	CacheMemoryMaxMB     float64 `env:"GMP_CACHE_MEMORY_MAX_MB" envDefault:"50" ini:"cache_memory_max_mb" doc:"memory cache size, MB"`
 	CacheMemoryTTL       Seconds `env:"GMP_CACHE_MEMORY_TTL_SECONDS" envDefault:"300" ini:"cache_memory_ttl_seconds" doc:"memory cache TTL, seconds"`

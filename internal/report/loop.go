@@ -44,6 +44,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mailproxy/mailproxy/internal/metrics"
+	"github.com/mailproxy/mailproxy/internal/netguard"
 	"github.com/mailproxy/mailproxy/internal/store"
 )
 
@@ -98,8 +99,13 @@ type Options struct {
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics // nil: no metrics
 	Now     func() time.Time
-	// HTTPClient is used as given; the default has Timeout and does not
-	// follow redirects (a 3xx is a failure).
+	// ClientURLAllowPrivate: a client_base_url set with the tenant's own
+	// key may be loopback or private (GMP_CLIENT_URL_ALLOW_PRIVATE); one
+	// set by the admin, and GMP_CLIENT_SYNC_URL, always may.
+	ClientURLAllowPrivate bool
+	// HTTPClient, when set, is used as given for every POST. The default
+	// clients dial through the address policy (netguard) and follow no
+	// redirect: a redirect is a failure naming it.
 	HTTPClient *http.Client
 }
 
@@ -108,7 +114,9 @@ type Loop struct {
 	st     store.Store
 	opts   Options
 	log    *slog.Logger
-	client *http.Client
+	client *http.Client // admin-set origins and the global URL
+	// tenantClient posts to a client_base_url the tenant set itself.
+	tenantClient *http.Client
 
 	kick   chan struct{} // Wake and RunNow: run a pass
 	retime chan struct{} // a hint changed: reset the timer
@@ -171,17 +179,14 @@ func New(st store.Store, opts Options) *Loop {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	client := opts.HTTPClient
+	client, tenantClient := opts.HTTPClient, opts.HTTPClient
 	if client == nil {
-		client = &http.Client{
-			Timeout: opts.Timeout,
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse
-			},
-		}
+		co := netguard.ClientOptions{Timeout: opts.Timeout}
+		client = netguard.Policy{Level: netguard.Private}.HTTPClient(co)
+		tenantClient = netguard.Policy{Level: netguard.LevelFor(opts.ClientURLAllowPrivate)}.HTTPClient(co)
 	}
 	return &Loop{
-		st: st, opts: opts, log: logger.With("component", "report"), client: client,
+		st: st, opts: opts, log: logger.With("component", "report"), client: client, tenantClient: tenantClient,
 		kick:   make(chan struct{}, 1),
 		retime: make(chan struct{}, 1),
 		forced: map[string]bool{},

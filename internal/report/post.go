@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailproxy/mailproxy/internal/netguard"
 	"github.com/mailproxy/mailproxy/internal/store"
 	"github.com/mailproxy/mailproxy/internal/webhook"
 )
@@ -40,6 +41,8 @@ type target struct {
 	Global  bool     // the global URL: no heartbeats go there
 	Secrets []string // signing secrets, new first; empty = unsigned
 	Auth    func(h http.Header)
+	// ByTenant: the URL was set with the tenant's own key (stricter policy).
+	ByTenant bool
 }
 
 // targetFor resolves a tenant's sync endpoint (client-sync.md §1, §7); ok is
@@ -53,7 +56,7 @@ func (l *Loop) targetFor(t store.Tenant, now time.Time) (target, bool) {
 		if !strings.HasPrefix(path, "/") {
 			path = "/" + path
 		}
-		tg := target{URL: strings.TrimRight(strings.TrimSpace(*t.ClientBaseURL), "/") + path}
+		tg := target{URL: strings.TrimRight(strings.TrimSpace(*t.ClientBaseURL), "/") + path, ByTenant: t.ClientURLByTenant}
 		if t.SigningSecret != "" {
 			tg.Secrets = append(tg.Secrets, t.SigningSecret)
 			if t.PrevSigningSecret != "" && t.PrevSigningSecretUntil != nil && t.PrevSigningSecretUntil.After(now) {
@@ -147,10 +150,18 @@ func (l *Loop) post(ctx context.Context, tenantID string, tg target, body []byte
 			}
 		}
 	}
-	resp, err := l.client.Do(req)
+	client := l.client
+	if tg.ByTenant {
+		client = l.tenantClient
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		if parent := context.Cause(ctx); parent != nil && !errors.Is(parent, context.DeadlineExceeded) {
 			return answer{}, fmt.Errorf("sync POST interrupted: %w", parent)
+		}
+		if redirect, ok := netguard.RedirectRefused(err); ok {
+			// The client answered, with a redirect: never followed for a POST.
+			return answer{}, &postError{Result: resultHTTPError, Msg: redirect.Error()}
 		}
 		if isTimeout(err) {
 			return answer{}, &postError{Result: resultTimeout,
@@ -229,6 +240,12 @@ func isTimeout(err error) bool {
 
 // urlErrorText describes a client error without the URL it carries.
 func urlErrorText(err error) string {
+	if refused, ok := netguard.Refused(err); ok {
+		return refused.Error()
+	}
+	if redirect, ok := netguard.RedirectRefused(err); ok {
+		return redirect.Error()
+	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		return ue.Op + ": " + ue.Err.Error()

@@ -79,6 +79,10 @@ type Tenant struct {
 	RateLimits           json.RawMessage // stored only
 	LargeFileConfig      json.RawMessage
 	Active               bool
+	// ClientURLByTenant: client_base_url was last set with the tenant's own
+	// API key, not the admin token. Such an origin meets the public-only
+	// address policy unless the instance allows private client URLs.
+	ClientURLByTenant bool
 
 	// Stored state, kept by UpsertTenant.
 	SuspendedBatches       []string // nil/empty: none; ["*"]: all; else sorted codes

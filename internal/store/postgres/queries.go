@@ -35,20 +35,21 @@ const (
 	// same statement (one snapshot).
 	tenantCols = `t.id, t.name, t.client_auth, t.client_base_url, t.client_sync_path, t.client_attachment_path,
        t.rate_limits, t.large_file_config, t.active, t.api_key_hash, t.api_key_expires_at, t.signing_secret,
-       t.prev_signing_secret, t.prev_signing_secret_until, t.created_at, t.updated_at,
+       t.prev_signing_secret, t.prev_signing_secret_until, t.created_at, t.updated_at, t.client_url_by_tenant,
        ARRAY(SELECT s.batch_code FROM suspended_batches s WHERE s.tenant_id = t.id ORDER BY s.batch_code)`
 
 	// qUpsertTenant reports whether the row is new: xmax is 0 only on a
 	// freshly inserted row version.
 	qUpsertTenant = `
 INSERT INTO tenants AS t (id, name, client_auth, client_base_url, client_sync_path, client_attachment_path,
-                          rate_limits, large_file_config, active, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                          rate_limits, large_file_config, active, created_at, updated_at, client_url_by_tenant)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 ON CONFLICT (id) DO UPDATE SET
     name = excluded.name, client_auth = excluded.client_auth, client_base_url = excluded.client_base_url,
     client_sync_path = excluded.client_sync_path, client_attachment_path = excluded.client_attachment_path,
     rate_limits = excluded.rate_limits, large_file_config = excluded.large_file_config,
-    active = excluded.active, updated_at = excluded.updated_at
+    active = excluded.active, updated_at = excluded.updated_at,
+    client_url_by_tenant = excluded.client_url_by_tenant
 RETURNING (t.xmax = 0)`
 
 	qGetTenant = `SELECT ` + tenantCols + ` FROM tenants t WHERE t.id = $1`

@@ -54,7 +54,7 @@ func scanTenant(sc scanner) (store.Tenant, error) {
 	)
 	err := sc.Scan(&t.ID, &t.Name, &auth, &t.ClientBaseURL, &t.ClientSyncPath, &t.ClientAttachmentPath,
 		&rateLimits, &largeFile, &t.Active, &t.APIKeyHash, &keyExpires, &t.SigningSecret, &t.PrevSigningSecret,
-		&prevUntil, &created, &updated, &suspended)
+		&prevUntil, &created, &updated, &t.ClientURLByTenant, &suspended)
 	if err != nil {
 		return store.Tenant{}, err
 	}
@@ -84,7 +84,7 @@ func (s *Store) UpsertTenant(ctx context.Context, t store.Tenant) (bool, error) 
 	var created bool
 	err = s.pool.QueryRow(ctx, qUpsertTenant, t.ID, t.Name, auth, t.ClientBaseURL, t.ClientSyncPath,
 		t.ClientAttachmentPath, nullJSON(t.RateLimits), nullJSON(t.LargeFileConfig), t.Active,
-		ms(createdAt), ms(updated)).Scan(&created)
+		ms(createdAt), ms(updated), t.ClientURLByTenant).Scan(&created)
 	if err != nil {
 		return false, fmt.Errorf("postgres: upsert tenant %q: %w", t.ID, err)
 	}

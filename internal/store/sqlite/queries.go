@@ -32,19 +32,20 @@ ON CONFLICT (id) DO UPDATE SET
 const (
 	tenantCols = `id, name, client_auth, client_base_url, client_sync_path, client_attachment_path, rate_limits,
        large_file_config, active, api_key_hash, api_key_expires_at, signing_secret, prev_signing_secret,
-       prev_signing_secret_until, created_at, updated_at`
+       prev_signing_secret_until, created_at, updated_at, client_url_by_tenant`
 
 	qTenantExists = `SELECT 1 FROM tenants WHERE id = ?`
 
 	qUpsertTenant = `
 INSERT INTO tenants (id, name, client_auth, client_base_url, client_sync_path, client_attachment_path,
-                     rate_limits, large_file_config, active, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     rate_limits, large_file_config, active, created_at, updated_at, client_url_by_tenant)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
     name = excluded.name, client_auth = excluded.client_auth, client_base_url = excluded.client_base_url,
     client_sync_path = excluded.client_sync_path, client_attachment_path = excluded.client_attachment_path,
     rate_limits = excluded.rate_limits, large_file_config = excluded.large_file_config,
-    active = excluded.active, updated_at = excluded.updated_at`
+    active = excluded.active, updated_at = excluded.updated_at,
+    client_url_by_tenant = excluded.client_url_by_tenant`
 
 	qGetTenant = `SELECT ` + tenantCols + ` FROM tenants WHERE id = ?`
 

@@ -57,12 +57,12 @@ func scanTenant(sc scanner) (store.Tenant, error) {
 		t                                         store.Tenant
 		name, auth, baseURL, syncPath, attachPath sql.NullString
 		rateLimits, largeFile                     sql.NullString
-		active                                    int64
+		active, urlByTenant                       int64
 		keyExpires, prevUntil                     sql.NullInt64
 		created, updated                          int64
 	)
 	err := sc.Scan(&t.ID, &name, &auth, &baseURL, &syncPath, &attachPath, &rateLimits, &largeFile, &active,
-		&t.APIKeyHash, &keyExpires, &t.SigningSecret, &t.PrevSigningSecret, &prevUntil, &created, &updated)
+		&t.APIKeyHash, &keyExpires, &t.SigningSecret, &t.PrevSigningSecret, &prevUntil, &created, &updated, &urlByTenant)
 	if err != nil {
 		return store.Tenant{}, err
 	}
@@ -76,6 +76,7 @@ func scanTenant(sc scanner) (store.Tenant, error) {
 	t.RateLimits = jsonRaw(rateLimits)
 	t.LargeFileConfig = jsonRaw(largeFile)
 	t.Active = active != 0
+	t.ClientURLByTenant = urlByTenant != 0
 	t.APIKeyExpiresAt = timePtr(keyExpires)
 	t.PrevSigningSecretUntil = timePtr(prevUntil)
 	t.CreatedAt = fromMS(created)
@@ -122,7 +123,7 @@ func (s *Store) UpsertTenant(ctx context.Context, t store.Tenant) (bool, error) 
 		}
 		_, err = w.exec(qUpsertTenant, t.ID, nullStr(t.Name), nullStr(auth), nullStr(t.ClientBaseURL),
 			nullStr(t.ClientSyncPath), nullStr(t.ClientAttachmentPath), nullJSON(t.RateLimits),
-			nullJSON(t.LargeFileConfig), boolInt(t.Active), ms(createdAt), ms(updated))
+			nullJSON(t.LargeFileConfig), boolInt(t.Active), ms(createdAt), ms(updated), boolInt(t.ClientURLByTenant))
 		return err
 	})
 	if err != nil {

@@ -21,6 +21,7 @@ func tenantCases() []testCase {
 		{"DeleteCascades", testTenantsDeleteCascades},
 		{"APIKeyLookupAndExpiry", testTenantsAPIKey},
 		{"SigningSecretRotation", testTenantsSigningSecret},
+		{"ClientURLByTenantKept", testTenantsClientURLByTenant},
 	}
 }
 
@@ -346,5 +347,40 @@ func testTenantsSigningSecret(t *testing.T, h *harness) {
 			t.Errorf("step %d: after SetSigningSecret(%q) secrets %q/%q until %s, want %q/%q until %s", i, st.secret,
 				tn.SigningSecret, tn.PrevSigningSecret, fmtTime(tn.PrevSigningSecretUntil), st.want[0], st.want[1], fmtTime(wantUntil))
 		}
+	}
+}
+
+// testTenantsClientURLByTenant: who set client_base_url is stored and can be
+// cleared again (the address policy of issue 11.1 depends on it).
+func testTenantsClientURLByTenant(t *testing.T, h *harness) {
+	tn := fullTenant("url-owner")
+	if _, err := h.s.UpsertTenant(h.ctx, tn); err != nil {
+		t.Fatalf("UpsertTenant: %v", err)
+	}
+	if h.getTenant("url-owner").ClientURLByTenant {
+		t.Fatal("new tenant: ClientURLByTenant = true, want false")
+	}
+	tn.ClientURLByTenant = true
+	if _, err := h.s.UpsertTenant(h.ctx, tn); err != nil {
+		t.Fatalf("UpsertTenant: %v", err)
+	}
+	if !h.getTenant("url-owner").ClientURLByTenant {
+		t.Fatal("after setting: ClientURLByTenant = false, want true")
+	}
+	list, err := h.s.ListTenants(h.ctx, false)
+	if err != nil {
+		t.Fatalf("ListTenants: %v", err)
+	}
+	for _, l := range list {
+		if l.ID == "url-owner" && !l.ClientURLByTenant {
+			t.Fatal("ListTenants: ClientURLByTenant = false, want true")
+		}
+	}
+	tn.ClientURLByTenant = false
+	if _, err := h.s.UpsertTenant(h.ctx, tn); err != nil {
+		t.Fatalf("UpsertTenant: %v", err)
+	}
+	if h.getTenant("url-owner").ClientURLByTenant {
+		t.Fatal("after clearing: ClientURLByTenant = true, want false")
 	}
 }
