@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mailproxy/mailproxy/internal/config"
+	"github.com/mailproxy/mailproxy/internal/secret"
 	"github.com/mailproxy/mailproxy/internal/store/postgres/pgtest"
 	"github.com/mailproxy/mailproxy/internal/store/sqlite"
 )
@@ -143,6 +144,17 @@ func TestConfigPrintsEveryVariable(t *testing.T) {
 		t.Errorf("file warning missing from stderr: %q", r.stderr)
 	}
 
+	// The DSN's password is masked, in the table and in --json (issue 11.7).
+	dsnEnv := map[string]string{"GMP_DATABASE_URL": "postgres://mail:pg-Secret-1@db.internal:5432/mail?sslmode=disable",
+		"GMP_DB_PATH": "host=db user=mail password=pg-Secret-2 dbname=mail"}
+	for _, args := range [][]string{{"config"}, {"--json", "config"}} {
+		r = run(t, dsnEnv, args...)
+		if r.code != 0 || strings.Contains(r.stdout, "pg-Secret") || !strings.Contains(r.stdout, "postgres://mail:***@db.internal:5432/mail") ||
+			!strings.Contains(r.stdout, "password=***") {
+			t.Errorf("%v: exit %d, DSN password printed or DSN missing:\n%s", args, r.code, r.stdout)
+		}
+	}
+
 	r = run(t, nil, "--json", "config")
 	var settings []config.Setting
 	if err := json.Unmarshal([]byte(r.stdout), &settings); err != nil || len(settings) != len(vars) {
@@ -230,6 +242,30 @@ func TestGenKey(t *testing.T) {
 			t.Errorf("gen-key repeated %q", key)
 		}
 		seen[key] = true
+	}
+}
+
+// TestGenKeyOut: --out writes a key file readable by the owner only, which
+// the key loader accepts, and never overwrites an existing file (11.8).
+func TestGenKeyOut(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "encryption_key")
+	if r := run(t, nil, "gen-key", "--out", path); r.code != 0 || strings.Contains(r.stdout, "=") {
+		t.Fatalf("gen-key --out: exit %d, stdout %q (must not print the key), stderr %q", r.code, r.stdout, r.stderr)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+	first, _ := os.ReadFile(path)
+	if _, configured, err := secret.LoadKey(config.Config{EncryptionKeyFile: path}, nil); !configured || err != nil {
+		t.Fatalf("key file not usable as GMP_ENCRYPTION_KEY_FILE: configured %v, %v", configured, err)
+	}
+	if r := run(t, nil, "gen-key", "--out", path); r.code != 1 {
+		t.Fatalf("gen-key --out over an existing file: exit %d, want 1", r.code)
+	}
+	if again, _ := os.ReadFile(path); !bytes.Equal(again, first) {
+		t.Fatal("gen-key --out overwrote the existing key file")
 	}
 }
 

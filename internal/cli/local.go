@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/mailproxy/mailproxy/internal/config"
 	"github.com/mailproxy/mailproxy/internal/proxy"
@@ -106,19 +107,50 @@ func (c configCmd) Run(e *env) error {
 	return nil
 }
 
-type genKeyCmd struct{}
+type genKeyCmd struct {
+	Out string `name:"out" help:"Write the key to this file (created 0600, never overwritten) instead of printing it; GMP_ENCRYPTION_KEY_FILE reads it." placeholder:"FILE" type:"path"`
+}
 
-func (genKeyCmd) Run(e *env) error {
+func (c genKeyCmd) Run(e *env) error {
 	var key [32]byte
 	if _, err := rand.Read(key[:]); err != nil {
 		return fmt.Errorf("gen-key: %w", err)
 	}
 	s := base64.StdEncoding.EncodeToString(key[:])
+	if c.Out != "" {
+		if err := writeSecretFile(c.Out, []byte(s+"\n")); err != nil {
+			return fmt.Errorf("gen-key: %w", err)
+		}
+		if e.flags.JSON {
+			return writeJSON(e.stdout, map[string]string{"key_file": c.Out})
+		}
+		_, err := fmt.Fprintf(e.stdout, "key written to %s (mode 0600)\n", c.Out)
+		return err
+	}
 	if e.flags.JSON {
 		return writeJSON(e.stdout, map[string]string{"key": s})
 	}
 	_, err := fmt.Fprintln(e.stdout, s)
 	return err
+}
+
+// writeSecretFile creates path readable by the owner only (0600, whatever
+// the umask) and fails if it exists: a key or token is never overwritten.
+func writeSecretFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		_ = f.Close()
+		_ = os.Remove(path)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		_ = os.Remove(path)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
 
 type tokenCmd struct {

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
+	"regexp"
+	"strings"
 	"text/tabwriter"
 )
 
@@ -29,6 +32,9 @@ func Settings(cfg Config) []Setting {
 		val := v.Value(cfg)
 		if v.Secret && val != "" {
 			val = masked
+		}
+		if v.DSN {
+			val = MaskDSN(val)
 		}
 		out[i] = Setting{Name: v.Name, Value: val, Default: v.Default, Doc: v.Doc, INIKey: v.INIKey, Alias: v.Alias, Secret: v.Secret}
 	}
@@ -64,4 +70,43 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// keywordPassword is a password in a libpq keyword/value DSN
+// ("host=db password=secret" or password='a b').
+var keywordPassword = regexp.MustCompile(`(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+
+// userInfoPassword is the password of a URL that url.Parse refuses.
+var userInfoPassword = regexp.MustCompile(`(://[^:/@]*:)[^@]*@`)
+
+// MaskDSN hides the password of a database DSN (URL or keyword form), in
+// its user info and in a password query parameter; a SQLite path is
+// returned unchanged.
+func MaskDSN(dsn string) string {
+	lower := strings.ToLower(dsn)
+	if !strings.HasPrefix(lower, "postgres://") && !strings.HasPrefix(lower, "postgresql://") {
+		if strings.Contains(lower, "password") && strings.Contains(dsn, "=") {
+			return keywordPassword.ReplaceAllString(dsn, "${1}"+masked)
+		}
+		return dsn
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return keywordPassword.ReplaceAllString(userInfoPassword.ReplaceAllString(dsn, "${1}"+masked+"@"), "${1}"+masked)
+	}
+	// A placeholder of URL-safe letters, so that "***" is not escaped.
+	const placeholder = "MAILPROXYMASKEDPASSWORD"
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), placeholder)
+		}
+	}
+	q := u.Query()
+	for key := range q {
+		if strings.EqualFold(key, "password") {
+			q.Set(key, placeholder)
+			u.RawQuery = q.Encode()
+		}
+	}
+	return strings.ReplaceAll(u.String(), placeholder, masked)
 }

@@ -230,3 +230,26 @@ func TestNewLogger(t *testing.T) {
 		t.Errorf("bad format: %v", err)
 	}
 }
+
+func TestMaskDSN(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ in, want string }{
+		{"./mail_service.db", "./mail_service.db"},
+		{"/var/lib/mail-proxy/db.sqlite", "/var/lib/mail-proxy/db.sqlite"},
+		{"postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"},
+		{"postgres://u:s3cret@db:5432/mail?sslmode=disable", "postgres://u:***@db:5432/mail?sslmode=disable"},
+		{"postgresql://u:p%40ss@db/mail", "postgresql://u:***@db/mail"},
+		{"postgres://u@db/mail?password=s3cret&sslmode=require", "postgres://u@db/mail?password=***&sslmode=require"},
+		{"postgres://u:s3cret:x@db:bad-port/mail", "postgres://u:***@db:bad-port/mail"},
+		{"host=db user=u password=s3cret dbname=mail", "host=db user=u password=*** dbname=mail"},
+		{"host=db password = 's3 cret' dbname=mail", "host=db password = *** dbname=mail"},
+	}
+	for _, tc := range tests {
+		if got := MaskDSN(tc.in); got != tc.want {
+			t.Errorf("MaskDSN(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if strings.Contains(MaskDSN(tc.in), "s3") {
+			t.Errorf("MaskDSN(%q) keeps the password", tc.in)
+		}
+	}
+}

@@ -14,6 +14,7 @@ type Variable struct {
 	INIKey  string // key in the [mail_proxy] section; "" when the file cannot set it
 	Doc     string
 	Secret  bool   // masked when printed
+	DSN     bool   // a database DSN: printed with its password masked
 	Alias   string // alternative environment variable, e.g. GMP_INSTANCE
 	index   int    // field index in Config
 }
@@ -55,6 +56,7 @@ func Variables() []Variable {
 			INIKey:  ini,
 			Doc:     f.Tag.Get("doc"),
 			Secret:  f.Tag.Get("secret") == "true",
+			DSN:     f.Tag.Get("secret") == "dsn",
 			Alias:   aliasOf[name],
 			index:   i,
 		})
