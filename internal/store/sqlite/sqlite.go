@@ -24,6 +24,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -107,6 +108,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.commit.overloadAfter = defaultOverloadAfter
 	}
 
+	if err := prepareFiles(path); err != nil {
+		return nil, err
+	}
 	if opts.Exclusive {
 		f, err := lockFile(path + ".lock")
 		if err != nil {
@@ -129,6 +133,33 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	s.wconn = conn
 	return s, nil
+}
+
+// prepareFiles creates the database's directory (0700) and file (0600) when
+// they are missing, before SQLite does: SQLite would create the file with
+// 0644, and it gives the -wal and -shm files the database file's mode, so
+// all three stay readable by the owner only. Existing files keep their mode
+// (an operator may have chosen it).
+func prepareFiles(path string) error {
+	if path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("sqlite: create database directory %s: %w", dir, err)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("sqlite: create database file %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("sqlite: create database file %s: %w", path, err)
+	}
+	return nil
 }
 
 func (s *Store) openDBs(ctx context.Context, path string) error {
