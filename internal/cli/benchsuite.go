@@ -57,13 +57,15 @@ import (
 //     process_resident_memory_bytes); database bytes from the SQLite file
 //     after the proxy stopped, or pg_database_size.
 type benchSuiteCmd struct {
-	Postgres string        `help:"Run on PostgreSQL: a URL DSN of a server where the suite may create and drop databases (postgres://user@host:port/db)." placeholder:"DSN"`
-	Quick    bool          `help:"Smaller sizes (about a minute)."`
-	Tiny     bool          `hidden:"" help:"Minimal sizes, for tests."`
-	ProxyBin string        `name:"proxy-bin" help:"mail-proxy executable to run as the service (default: this one)." placeholder:"PATH"`
-	Only     []string      `help:"Run only these groups: single, batch, growth, drain, together, rss, latency, size (comma-separated)." placeholder:"GROUP"`
-	Dir      string        `help:"Directory for the SQLite files (default: a temporary one, removed afterwards)." placeholder:"DIR"`
-	Timeout  time.Duration `default:"30m" help:"Give up after this long." placeholder:"D"`
+	Postgres       string        `help:"Run on PostgreSQL: a URL DSN of a server where the suite may create and drop databases (postgres://user@host:port/db)." placeholder:"DSN"`
+	Quick          bool          `help:"Smaller sizes (about a minute)."`
+	Tiny           bool          `hidden:"" help:"Minimal sizes, for tests."`
+	ProxyBin       string        `name:"proxy-bin" help:"mail-proxy executable to run as the service (default: this one)." placeholder:"PATH"`
+	Only           []string      `help:"Run only these groups: single, batch, growth, drain, together, rss, latency, size (comma-separated)." placeholder:"GROUP"`
+	Dir            string        `help:"Directory for the SQLite files (default: a temporary one, removed afterwards)." placeholder:"DIR"`
+	Timeout        time.Duration `default:"30m" help:"Give up after this long." placeholder:"D"`
+	Profile        string        `help:"Write CPU profiles of the services (the first seconds of the 16-client, batch and drain runs) into this directory." placeholder:"DIR"`
+	ProfileSeconds int           `name:"profile-seconds" default:"5" help:"Length of each --profile CPU profile." placeholder:"S"`
 }
 
 // suiteSizes are the message counts of one mode.
@@ -121,6 +123,14 @@ func (c *benchSuiteCmd) Run(e *env) error {
 	}
 	if c.Timeout <= 0 {
 		return usageErrorf("--timeout must be positive, got %v", c.Timeout)
+	}
+	if c.Profile != "" {
+		if c.ProfileSeconds < 1 {
+			return usageErrorf("--profile-seconds must be 1 or more, got %d", c.ProfileSeconds)
+		}
+		if err := os.MkdirAll(c.Profile, 0o755); err != nil {
+			return fmt.Errorf("bench suite: --profile: %w", err)
+		}
 	}
 	s := &suite{cmd: c, e: e, sizes: fullSizes, engine: "SQLite", log: e.stderr}
 	switch {
@@ -251,7 +261,12 @@ func (s *suite) runSingle(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		wait := func() {}
+		if clients == 16 {
+			wait = p.profile(ctx, "single16")
+		}
 		res, err := p.enqueue(ctx, n, 1, clients)
+		wait()
 		if err := errors.Join(err, p.stop()); err != nil {
 			return err
 		}
@@ -285,7 +300,9 @@ func (s *suite) runBatch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	wait := p.profile(ctx, "batch")
 	res, err := p.enqueue(ctx, n, 100, 4)
+	wait()
 	if err := errors.Join(err, p.stop()); err != nil {
 		return err
 	}
@@ -393,6 +410,7 @@ func (s *suite) runDrain(ctx context.Context) error {
 	s.sink.reset()
 	s.reports.reset()
 	start := time.Now()
+	wait := p.profile(ctx, "drain")
 	if _, err := p.api.Activate(ctx, "bench", ""); err != nil {
 		return err
 	}
@@ -400,6 +418,7 @@ func (s *suite) runDrain(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	wait()
 	drain := rate(n, last.Sub(start))
 	conns := s.sink.stats().Connections
 	if err := s.reports.waitFor(ctx, n); err != nil {
@@ -703,6 +722,7 @@ type service struct {
 	dbName    string // PostgreSQL database to drop afterwards
 	baseBytes int64  // database bytes before any message
 	api       *client.Client
+	pprof     string // pprof base URL with --profile
 	exited    chan struct{}
 	waitErr   error
 	stderrMu  sync.Mutex
@@ -772,6 +792,14 @@ func (p *service) start(ctx context.Context, scheduler bool) error {
 		if !strings.HasPrefix(kv, "GMP_") {
 			env = append(env, kv)
 		}
+	}
+	if p.s.cmd.Profile != "" {
+		addr, err := freeLoopbackAddr()
+		if err != nil {
+			return err
+		}
+		p.pprof = "http://" + addr
+		env = append(env, "GMP_PPROF_ADDR="+addr)
 	}
 	p.env = env
 	cmd := exec.Command(p.s.bin, "serve")
@@ -950,6 +978,59 @@ func (p *service) sampleRSS(ctx context.Context, d time.Duration) (float64, erro
 			return 0, err
 		}
 	}
+}
+
+// profile starts a CPU profile of the service (with --profile) and returns
+// a function that waits for it and writes it to DIR/<engine>-<name>.pprof.
+func (p *service) profile(ctx context.Context, name string) func() {
+	if p.pprof == "" {
+		return func() {}
+	}
+	path := filepath.Join(p.s.cmd.Profile, strings.ToLower(p.s.engine)+"-"+name+".pprof")
+	done := make(chan error, 1)
+	go func() {
+		done <- fetchTo(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.pprof, p.s.cmd.ProfileSeconds), path)
+	}()
+	return func() {
+		if err := <-done; err != nil {
+			p.s.progress("profile %s: %v", name, err)
+			return
+		}
+		p.s.progress("profile %s written to %s", name, path)
+	}
+}
+
+func fetchTo(ctx context.Context, u, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func freeLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := ln.Addr().String()
+	return addr, ln.Close()
 }
 
 // ---- PostgreSQL databases ----
