@@ -40,6 +40,7 @@ const (
 	reasonSendingNow       = "sending in progress"
 	reasonAccountNotFound  = "account not found for tenant"
 	reasonHeaderNotAllowed = "header not allowed: "
+	reasonSuppressed       = "suppressed: "
 	idempotencyHeader      = "Idempotency-Key"
 	idempotencyReplayed    = "Idempotent-Replayed"
 	detailIdempotencyBody  = "Idempotency-Key already used with a different request body"
@@ -721,6 +722,10 @@ func (s *server) enqueueItems(c *call, items []item, defaultPrio *int) ([]itemRe
 	toStore := make([]int, 0, len(items))
 	reasons := make([]string, len(items))
 	commonTenant, mixed := "", false
+	suppressed, err := s.suppressedFor(c.ctx(), items, defaultTenant)
+	if err != nil {
+		return nil, 0, err
+	}
 	for i := range items {
 		it := &items[i]
 		tenant := defaultTenant
@@ -738,6 +743,9 @@ func (s *server) enqueueItems(c *call, items []item, defaultPrio *int) ([]itemRe
 			it.payload.Priority = *it.priority
 		}
 		reasons[i] = itemReason(it)
+		if reasons[i] == "" {
+			reasons[i] = applySuppressions(&it.payload, suppressed[tenant])
+		}
 		if strings.TrimSpace(it.id) == "" || strings.TrimSpace(tenant) == "" {
 			// Not stored (no id or no tenant to store it under): never
 			// without a reason (a tenant key of a blank-id tenant made

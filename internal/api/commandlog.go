@@ -25,6 +25,8 @@ const (
 	cmdSuspend             = "suspend"
 	cmdActivate            = "activate"
 	cmdRetryDeferred       = "retryDeferred"
+	cmdAddSuppressions     = "addSuppressions"
+	cmdRemoveSuppression   = "removeSuppression"
 	cmdCreateAPIKey        = "createApiKey"
 	cmdRevokeAPIKey        = "revokeApiKey"
 	cmdCreateSigningSecret = "createSigningSecret"

@@ -137,5 +137,6 @@ func (s *server) routes() []*route {
 			class: auth.Admin, params: []param{qTenantOpt, qSince, qUntil},
 			respType: reflect.TypeFor[CommandExportResponse](), handle: s.exportCommands},
 	}
+	legacy = append(legacy, s.suppressionRoutes()...)
 	return append(legacy, s.v07Routes(legacy)...)
 }

@@ -161,6 +161,23 @@ func TestAdminCommandsAgainstRunningInstance(t *testing.T) {
 		t.Errorf("accounts list: %q", out)
 	}
 
+	t.Run("suppressions", func(t *testing.T) {
+		if out := mustRun(t, tenantEnv, "suppressions", "add", "Gone@Example.com", "other@example.com", "--reason", "asked"); out != "added 2\n" {
+			t.Errorf("suppressions add: %q", out)
+		}
+		if out := mustRun(t, tenantEnv, "suppressions", "list"); !strings.Contains(out, "gone@example.com") || !strings.Contains(out, "manual") {
+			t.Errorf("suppressions list: %q", out)
+		}
+		if out := mustRun(t, tenantEnv, "suppressions", "remove", "GONE@example.com"); out != "removed 1\n" {
+			t.Errorf("suppressions remove: %q", out)
+		}
+		list := decode[[]client.Suppression](t, mustRun(t, tenantEnv, "--json", "suppressions", "list"))
+		if len(list) != 1 || list[0].Address != "other@example.com" || list[0].Reason != "asked" {
+			t.Errorf("suppressions list --json: %+v", list)
+		}
+		mustRun(t, tenantEnv, "suppressions", "remove", "other@example.com")
+	})
+
 	t.Run("suspension, command log, keys and secrets", func(t *testing.T) {
 		if out := mustRun(t, tenantEnv, "suspend", "--batch", "b1"); !strings.Contains(out, "b1") {
 			t.Errorf("suspend --batch: %q", out)

@@ -58,20 +58,21 @@ type root struct {
 	TokenCmd  tokenCmd   `cmd:"" name:"token" help:"Show the stored admin token (local, reads the store)."`
 	Migrate   migrateCmd `cmd:"" help:"Create or upgrade the store schema."`
 	secretCmds
-	Status   statusCmd     `cmd:"" help:"Show whether the instance runs its dispatcher."`
-	Stats    statsCmd      `cmd:"" help:"Show message counts per tenant."`
-	RunNow   runNowCmd     `cmd:"" name:"run-now" help:"Wake the dispatcher and report loop now."`
-	Suspend  suspendCmd    `cmd:"" help:"Suspend sending for the tenant (or one batch)."`
-	Activate activateCmd   `cmd:"" help:"Resume sending for the tenant (or one batch)."`
-	Tenants  tenantsCmd    `cmd:"" help:"Manage tenants."`
-	Accounts accountsCmd   `cmd:"" help:"Manage SMTP accounts."`
-	Messages messagesCmd   `cmd:"" help:"List, show, delete and clean up messages."`
-	CmdLog   commandLogCmd `cmd:"" name:"command-log" help:"List recorded API commands."`
-	Send     sendCmd       `cmd:"" help:"Submit one message."`
-	Sink     sinkCmd       `cmd:"" help:"Run a local SMTP sink for tests: counts or stores messages, injects faults, reports over HTTP."`
-	DKIM     dkimCmd       `cmd:"" name:"dkim" help:"DKIM keys: generate a key and its DNS record."`
-	Bench    benchCmds     `cmd:"" help:"Load-test a running instance (bench --account ...), or run the whole performance suite (bench suite)."`
-	Complete completionCmd `cmd:"" name:"completion" help:"Print the shell completion script for bash, zsh or fish."`
+	Status   statusCmd       `cmd:"" help:"Show whether the instance runs its dispatcher."`
+	Stats    statsCmd        `cmd:"" help:"Show message counts per tenant."`
+	RunNow   runNowCmd       `cmd:"" name:"run-now" help:"Wake the dispatcher and report loop now."`
+	Suspend  suspendCmd      `cmd:"" help:"Suspend sending for the tenant (or one batch)."`
+	Activate activateCmd     `cmd:"" help:"Resume sending for the tenant (or one batch)."`
+	Tenants  tenantsCmd      `cmd:"" help:"Manage tenants."`
+	Accounts accountsCmd     `cmd:"" help:"Manage SMTP accounts."`
+	Messages messagesCmd     `cmd:"" help:"List, show, delete and clean up messages."`
+	CmdLog   commandLogCmd   `cmd:"" name:"command-log" help:"List recorded API commands."`
+	Send     sendCmd         `cmd:"" help:"Submit one message."`
+	Sink     sinkCmd         `cmd:"" help:"Run a local SMTP sink for tests: counts or stores messages, injects faults, reports over HTTP."`
+	Suppress suppressionsCmd `cmd:"" name:"suppressions" help:"List, add and remove suppressed addresses (no mail is sent to them)."`
+	DKIM     dkimCmd         `cmd:"" name:"dkim" help:"DKIM keys: generate a key and its DNS record."`
+	Bench    benchCmds       `cmd:"" help:"Load-test a running instance (bench --account ...), or run the whole performance suite (bench suite)."`
+	Complete completionCmd   `cmd:"" name:"completion" help:"Print the shell completion script for bash, zsh or fish."`
 }
 
 // env is what every command's Run receives: the process-level inputs of Main.

@@ -238,6 +238,9 @@ func (o BuildOptions) textAlternative(p store.Payload) string {
 // case-insensitively, first spelling kept.
 func (m *Message) addRecipients(p store.Payload) error {
 	seen := make(map[string]bool)
+	for _, a := range p.Suppressed {
+		seen[strings.ToLower(a)] = true // on the tenant's suppression list: never RCPT
+	}
 	for _, group := range []struct {
 		field string
 		items []string

@@ -255,3 +255,20 @@ func isASCII(s string) bool {
 	}
 	return true
 }
+
+// TestSuppressedRecipientsLeftOutOfTheEnvelope: addresses on the tenant's
+// suppression list get no RCPT TO, while the headers stay as written.
+func TestSuppressedRecipientsLeftOutOfTheEnvelope(t *testing.T) {
+	t.Parallel()
+	p := payload("sup")
+	p.To = []string{"Stay <stay@example.net>", "Gone <GONE@example.net>"}
+	p.Bcc = []string{"hidden-gone@example.org"}
+	p.Suppressed = []string{"gone@example.net", "hidden-gone@example.org"}
+	got, m := receive(t, p)
+	if diff := cmp.Diff([]string{"stay@example.net"}, got.Rcpts); diff != "" {
+		t.Errorf("RCPT TO (-want +got):\n%s", diff)
+	}
+	if to := m.Header.Get("To"); to != "Stay <stay@example.net>, Gone <GONE@example.net>" {
+		t.Errorf("To = %q", to)
+	}
+}

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -28,7 +29,7 @@ type result struct {
 
 // attempt runs one claimed message up to its outcome (delivery.md §3); the
 // caller records the outcome.
-func (d *Dispatcher) attempt(ctx context.Context, c store.Claim) result {
+func (d *Dispatcher) attempt(ctx context.Context, c store.Claim) (r result) {
 	m := c.Message
 	now := d.opts.Now()
 	base := store.Outcome{MessagePK: m.PK, Owner: d.opts.Owner, Attempt: m.Attempt, At: now, RetryCount: m.RetryCount}
@@ -66,6 +67,10 @@ func (d *Dispatcher) attempt(ctx context.Context, c store.Claim) result {
 		o.Kind = store.OutcomeError
 		o.Description = "invalid stored payload: " + err.Error()
 		return result{outcome: o}
+	}
+	if len(p.Suppressed) > 0 {
+		// The history names the recipients left out (suppression list).
+		defer func() { r.outcome.Metadata = withSuppressed(r.outcome, p.Suppressed) }()
 	}
 
 	// 2. Rate limits: one slot in every configured window, before connecting.
@@ -309,4 +314,22 @@ func replyClass(de *delivery.Error) string {
 
 func (d *Dispatcher) labels(ctx context.Context, m store.Message) map[string]string {
 	return metrics.Labels(m.TenantID, d.tenants.name(ctx, m.TenantID), m.AccountID)
+}
+
+// withSuppressed adds "suppressed": addrs to the metadata of an outcome
+// that writes an event.
+func withSuppressed(o store.Outcome, addrs []string) json.RawMessage {
+	switch o.Kind {
+	case store.OutcomeSent, store.OutcomeError, store.OutcomeDeferred:
+	default:
+		return o.Metadata
+	}
+	m := map[string]any{}
+	if len(o.Metadata) > 0 {
+		if err := json.Unmarshal(o.Metadata, &m); err != nil {
+			return o.Metadata
+		}
+	}
+	m["suppressed"] = addrs
+	return jsonObject(m)
 }

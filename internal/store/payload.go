@@ -38,6 +38,9 @@ type Payload struct {
 	// its bytes are not UTF-8 text.
 	Raw         string `json:"raw,omitempty"`
 	RawEncoding string `json:"raw_encoding,omitempty"`
+	// Suppressed are recipients (lower-cased addresses) on the tenant's
+	// suppression list at enqueue: kept in the headers, left out of RCPT TO.
+	Suppressed []string `json:"suppressed,omitempty"`
 
 	// ToText, CcText and BccText keep a recipient field the client gave as
 	// one (comma-separated) string, so the stored payload, and GET

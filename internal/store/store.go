@@ -494,6 +494,9 @@ type Store interface {
 	FinishIdempotent(ctx context.Context, scope, key string, status int, response json.RawMessage) error
 	AbortIdempotent(ctx context.Context, scope, key string) error
 
+	// Suppressions and bounces (deliverability.go).
+	Deliverability
+
 	// Housekeeping: drop idempotency records and rate windows older than cutoff.
 	PurgeExpired(ctx context.Context, cutoff time.Time) error
 
