@@ -63,6 +63,7 @@ type server struct {
 	maxBatch        int
 	defaultPriority int
 	pending         pendingRefresher
+	storeHealth     storeHealth
 	mux             *http.ServeMux
 }
 
@@ -101,6 +102,7 @@ func New(d Deps) (http.Handler, error) {
 	if s.maxBatch <= 0 {
 		s.maxBatch = 1000
 	}
+	s.storeHealth.log, s.storeHealth.now = d.Logger, d.Now
 	s.pending.count = d.Store.CountUnprocessed
 	s.pending.gauge = d.Metrics.Pending
 	s.pending.log = d.Logger
@@ -266,7 +268,9 @@ func (p *pendingRefresher) run() {
 	p.lastTook = took
 	p.mu.Unlock()
 	if err != nil {
-		p.log.Warn("count unprocessed messages", "error", err)
+		if store.FaultOf(err) == store.FaultNone { // store faults are logged by storeHealth
+			p.log.Warn("count unprocessed messages", "error", err)
+		}
 		return
 	}
 	p.gauge.Set(float64(n))

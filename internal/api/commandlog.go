@@ -75,6 +75,10 @@ func (s *server) record(c *call, status int, body []byte) {
 	}
 	// The command ran: record it even if the client has gone.
 	if err := s.st.AppendCommand(context.WithoutCancel(c.ctx()), e); err != nil {
+		if f := store.FaultOf(err); f != store.FaultNone {
+			s.storeHealth.failed(f, err)
+			return
+		}
 		s.log.Warn("append command log", "command", c.rt.command, "error", err)
 	}
 }

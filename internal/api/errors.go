@@ -67,7 +67,13 @@ func invalid(issues []issue) *apiError {
 // else is a generic 500 (the cause is logged by the caller).
 func toAPIError(err error, class auth.Class) *apiError {
 	var ae *apiError
-	if errors.As(err, &ae) {
+	if errors.As(err, &ae) && ae.status < 500 {
+		return ae
+	}
+	if f := store.FaultOf(err); f != store.FaultNone {
+		return storeFaultError(f, err)
+	}
+	if ae != nil {
 		return ae
 	}
 	switch {

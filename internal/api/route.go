@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mailproxy/mailproxy/internal/auth"
+	"github.com/mailproxy/mailproxy/internal/store"
 )
 
 // tenantSource says where a tenant route finds its tenant.
@@ -157,6 +158,9 @@ func (s *server) serve(c *call) (status int) {
 			return s.fail(c, fmt.Errorf("encode answer: %w", err))
 		}
 	}
+	if c.r.Method != http.MethodGet {
+		s.storeHealth.succeeded()
+	}
 	s.record(c, status, body)
 	writeJSON(c.w, status, hdr, body)
 	return status
@@ -165,8 +169,11 @@ func (s *server) serve(c *call) (status int) {
 // fail writes the error answer (logging unexpected errors) and returns its status.
 func (s *server) fail(c *call, err error) int {
 	ae := toAPIError(err, c.rt.class)
+	fault := store.FaultOf(err)
 	switch {
 	case ae.status < 500:
+	case fault != store.FaultNone: // logged once per change of state
+		s.storeHealth.failed(fault, err)
 	case c.r.Context().Err() != nil: // the client went away; nobody reads this answer
 		s.log.Info("request cancelled", "method", c.r.Method, "route", c.rt.path, "error", err)
 	default:

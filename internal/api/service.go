@@ -39,12 +39,24 @@ type StatsResponse struct {
 func (s *server) health(*call) (any, error) { return HealthResponse{Status: "ok"}, nil }
 
 func (s *server) ready(c *call) (any, error) {
+	notReady := func(detail string) (any, error) {
+		return &reply{status: http.StatusServiceUnavailable,
+			body: ReadyResponse{Status: "unavailable", Detail: detail}}, nil
+	}
 	if s.d.Ready != nil {
 		if err := s.d.Ready(c.ctx()); err != nil {
+			if f := store.FaultOf(err); f != store.FaultNone {
+				s.storeHealth.failed(f, err)
+				return notReady(f.String())
+			}
 			s.log.Warn("not ready", "error", err)
-			return &reply{status: http.StatusServiceUnavailable,
-				body: ReadyResponse{Status: "unavailable", Detail: err.Error()}}, nil
+			return notReady(err.Error())
 		}
+		s.storeHealth.reachable()
+	}
+	// The store answers reads; are writes failing?
+	if f := s.storeHealth.current(); f != store.FaultNone {
+		return notReady(f.String() + ": writes are failing")
 	}
 	return ReadyResponse{Status: "ready"}, nil
 }

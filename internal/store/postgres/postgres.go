@@ -200,8 +200,18 @@ func (s *Store) readTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 
 func (s *Store) txWith(ctx context.Context, opts pgx.TxOptions, fn func(tx pgx.Tx) error) error {
 	var err error
+	reconnected := false
 	for attempt := range txAttempts {
 		err = pgx.BeginTxFunc(ctx, s.pool, opts, fn)
+		if !reconnected && terminated(err) && ctx.Err() == nil {
+			// The server ended the session (a restart, say): every pooled
+			// connection is likely dead, so drop them all and try once more
+			// on a fresh one. The transaction did not commit.
+			reconnected = true
+			s.log.Debug("postgres: connection terminated, retrying on a fresh one", "err", err)
+			s.pool.Reset()
+			continue
+		}
 		if !retryable(err) || ctx.Err() != nil {
 			return err
 		}
@@ -225,6 +235,8 @@ const (
 	codeForeignKeyViolation  = "23503"
 	codeSerializationFailure = "40001"
 	codeDeadlockDetected     = "40P01"
+	codeAdminShutdown        = "57P01"
+	codeCrashShutdown        = "57P02"
 )
 
 func sqlState(err error) string {
@@ -238,6 +250,22 @@ func sqlState(err error) string {
 func retryable(err error) bool {
 	code := sqlState(err)
 	return code == codeSerializationFailure || code == codeDeadlockDetected
+}
+
+// terminated reports an error saying the session ended without the
+// transaction committing: the server terminated it (administrator command,
+// crash of another backend; the open transaction is aborted) or pgx found
+// the connection dead before sending anything. A connection lost in the
+// middle of COMMIT is neither: whether it committed is unknown.
+func terminated(err error) bool {
+	if err == nil {
+		return false
+	}
+	switch sqlState(err) {
+	case codeAdminShutdown, codeCrashShutdown:
+		return true
+	}
+	return pgconn.SafeToRetry(err)
 }
 
 func isForeignKey(err error) bool { return sqlState(err) == codeForeignKeyViolation }

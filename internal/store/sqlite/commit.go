@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -180,7 +181,9 @@ func (s *Store) runGroup(group []*writeReq) {
 		return
 	}
 	rollback := func() {
-		if _, err := s.wconn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		// A COMMIT that failed on a full disk has rolled back already: that
+		// is no news (the callers get the commit's error).
+		if _, err := s.wconn.ExecContext(ctx, "ROLLBACK"); err != nil && !strings.Contains(err.Error(), "no transaction is active") {
 			s.log.Warn("sqlite rollback", "err", err)
 		}
 	}
