@@ -24,8 +24,12 @@ import (
 func (s *Store) enqueueOneRound(ctx context.Context, items []store.NewMessage, pks []string, round []int, now time.Time) ([]store.EnqueueResult, error) {
 	var results []store.EnqueueResult
 	var err error
+	reconnected := false
 	for attempt := range txAttempts {
 		results, err = s.enqueueOneRoundOnce(ctx, items, pks, round, now)
+		if s.reconnectOnce(ctx, err, &reconnected) {
+			continue
+		}
 		if !retryable(err) || ctx.Err() != nil {
 			break
 		}

@@ -107,25 +107,14 @@ func (s *Store) EnqueueBatch(ctx context.Context, items []store.NewMessage, now 
 	if err != nil {
 		return nil, fmt.Errorf("postgres: enqueue: %w", duplicate(err))
 	}
-	if queued || storedErrors(results) {
-		s.notifyCommitted(ctx) // rejections' error events wake the others' report loops
+	if queued || anyStored(results) {
+		s.notifyCommitted(ctx)
 	}
 	return results, nil
 }
 
 // enqueueRounds groups item indexes so that no round holds one (tenant, id)
 // twice; the n-th occurrence of a key goes to round n, keeping request order.
-// storedErrors reports whether any item was rejected (and so, with a
-// known tenant, stored with an error event awaiting its report).
-func storedErrors(results []store.EnqueueResult) bool {
-	for _, r := range results {
-		if r.Status == store.Rejected {
-			return true
-		}
-	}
-	return false
-}
-
 func enqueueRounds(items []store.NewMessage) [][]int {
 	seen := map[msgKey]int{}
 	var rounds [][]int

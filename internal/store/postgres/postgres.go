@@ -203,13 +203,7 @@ func (s *Store) txWith(ctx context.Context, opts pgx.TxOptions, fn func(tx pgx.T
 	reconnected := false
 	for attempt := range txAttempts {
 		err = pgx.BeginTxFunc(ctx, s.pool, opts, fn)
-		if !reconnected && terminated(err) && ctx.Err() == nil {
-			// The server ended the session (a restart, say): every pooled
-			// connection is likely dead, so drop them all and try once more
-			// on a fresh one. The transaction did not commit.
-			reconnected = true
-			s.log.Debug("postgres: connection terminated, retrying on a fresh one", "err", err)
-			s.pool.Reset()
+		if s.reconnectOnce(ctx, err, &reconnected) {
 			continue
 		}
 		if !retryable(err) || ctx.Err() != nil {
@@ -250,6 +244,20 @@ func sqlState(err error) string {
 func retryable(err error) bool {
 	code := sqlState(err)
 	return code == codeSerializationFailure || code == codeDeadlockDetected
+}
+
+// reconnectOnce decides whether a transaction that failed with err is tried
+// again: once, when the server ended the session (a restart, say). Every
+// pooled connection is then likely dead, so all are dropped and the retry
+// runs on a fresh one. The transaction did not commit.
+func (s *Store) reconnectOnce(ctx context.Context, err error, done *bool) bool {
+	if *done || !terminated(err) || ctx.Err() != nil {
+		return false
+	}
+	*done = true
+	s.log.Debug("postgres: connection terminated, retrying on a fresh one", "err", err)
+	s.pool.Reset()
+	return true
 }
 
 // terminated reports an error saying the session ended without the
