@@ -49,6 +49,7 @@ type Deps struct {
 	NewEvents  func()                          // events written outside delivery (rejected at enqueue): wake the report loop (nil-safe)
 	Now        func() time.Time                // nil = time.Now
 	Ready      func(ctx context.Context) error // /ready check; nil = always ready
+	Probe      Prober                          // SMTP sessions of diagnostics and test-send; nil = unavailable
 }
 
 // server is the API's state; one per New.
@@ -110,7 +111,7 @@ func New(d Deps) (http.Handler, error) {
 		d.Metrics.Panics.Inc()
 		d.Logger.Error("panic refreshing gmp_pending_messages", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 	}
-	routes := s.routes()
+	routes := append(s.routes(), s.diagnosticsRoutes()...)
 	for _, rt := range routes {
 		rt.observeOK = sync.OnceValue(func() prometheus.Observer {
 			return d.Metrics.HTTPDuration.WithLabelValues(rt.path, rt.method, "200")

@@ -16,7 +16,7 @@ type api struct {
 	tenant string // --tenant over GMP_TENANT; "" lets a tenant key imply its own tenant
 }
 
-func (e *env) api() (api, error) {
+func (e *env) api(opts ...client.Option) (api, error) {
 	cfg, _, err := e.loadConfig()
 	if err != nil {
 		return api{}, err
@@ -27,7 +27,7 @@ func (e *env) api() (api, error) {
 		return api{}, usageErrorf("--url/GMP_URL must be an http:// or https:// URL, got %q", base)
 	}
 	return api{
-		Client: client.New(base, firstSet(e.flags.Token, cfg.APIToken)),
+		Client: client.New(base, firstSet(e.flags.Token, cfg.APIToken), opts...),
 		tenant: firstSet(e.flags.Tenant, cfg.Tenant),
 	}, nil
 }

@@ -73,6 +73,8 @@ type root struct {
 	DKIM     dkimCmd         `cmd:"" name:"dkim" help:"DKIM keys: generate a key and its DNS record."`
 	Bench    benchCmds       `cmd:"" help:"Load-test a running instance (bench --account ...), or run the whole performance suite (bench suite)."`
 	Complete completionCmd   `cmd:"" name:"completion" help:"Print the shell completion script for bash, zsh or fish."`
+	Diagnose diagnoseCmd     `cmd:"" help:"Check a running instance: queue, loops, report backlog, every account's SMTP login; exit 1 on any problem."`
+	TestSend testSendCmd     `cmd:"" name:"test-send" help:"Send one message through an account now (outside the queue) and print the SMTP dialogue."`
 }
 
 // env is what every command's Run receives: the process-level inputs of Main.

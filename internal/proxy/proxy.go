@@ -213,6 +213,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		RunNow:     runNow,
 		NewEvents:  func() { reports.Wake() },
 		Ready:      func(ctx context.Context) error { _, err := st.GetInstance(ctx); return err },
+		Probe:      sender.Probe,
 	})
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
