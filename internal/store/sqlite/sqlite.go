@@ -168,7 +168,13 @@ func (s *Store) openDBs(ctx context.Context, path string) error {
 	// cache_size: 16 MiB per connection keeps the hot indexes in memory.
 	common := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=cache_size(-16384)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)", busyTimeoutMS)
 	var err error
-	s.writer, err = sql.Open("sqlite", path+"?"+common+"&_txlock=immediate")
+	// temp_store=MEMORY on the writer: a group runs each request under a
+	// SAVEPOINT, and SQLite copies every page a savepoint changes to a
+	// sub-journal, which otherwise is a temporary file written with a
+	// syscall per page (16 % of the service's CPU in batch enqueues). It
+	// only serves rollback within the transaction (the WAL keeps durability)
+	// and is bounded by one group's pages.
+	s.writer, err = sql.Open("sqlite", path+"?"+common+"&_pragma=temp_store(MEMORY)&_txlock=immediate")
 	if err != nil {
 		return fmt.Errorf("sqlite: open writer: %w", err)
 	}
