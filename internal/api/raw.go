@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -35,7 +36,7 @@ func parseRawMessage(m map[string]json.RawMessage, loc []any, is *issues) item {
 	}
 	p.AccountID, _ = f.str("account_id", true)
 	for _, k := range contentKeys {
-		if v, ok := f.raw(k); ok {
+		if v, ok := f.raw(k); ok && !emptyJSON(v) {
 			is.valueError(at(loc, k), v, k+" cannot be combined with raw: the raw message is the whole content")
 		}
 	}
@@ -89,6 +90,16 @@ func parseRawMessage(m map[string]json.RawMessage, loc []any, is *issues) item {
 		is.valueError(loc, nil, fmt.Sprintf("a message may have at most %d recipients, not %d", maxRecipients, n))
 	}
 	return it
+}
+
+// emptyJSON: "", [] or {}, what clients that always send every field (zero
+// values included) put in the fields a raw item leaves out.
+func emptyJSON(v json.RawMessage) bool {
+	switch string(bytes.TrimSpace(v)) {
+	case `""`, "[]", "{}":
+		return true
+	}
+	return false
 }
 
 // rawEnvelope parses the raw message's header and, as asked, takes the

@@ -86,6 +86,8 @@ type env struct {
 	flags  *globals
 	// terminal reports whether a writer is a terminal (progress bars); nil means isTerminal.
 	terminal func(io.Writer) bool
+	// stdin is what send --eml - reads; nil means os.Stdin.
+	stdin io.Reader
 }
 
 // exitError carries a specific exit code.

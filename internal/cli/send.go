@@ -18,21 +18,36 @@ const maxAttachFileBytes = 48 << 20
 
 type sendCmd struct {
 	Account  string   `required:"" help:"SMTP account id." placeholder:"ID"`
-	From     string   `required:"" help:"From address (display name allowed)." placeholder:"ADDR"`
-	To       []string `required:"" help:"Recipients (repeat or comma-separate)." placeholder:"ADDR"`
+	From     string   `help:"From address (display name allowed); required unless --eml, where it sets only the envelope sender." placeholder:"ADDR"`
+	To       []string `help:"Recipients (repeat or comma-separate); required unless --eml, where they set the envelope." placeholder:"ADDR"`
 	Cc       []string `help:"Cc recipients." placeholder:"ADDR"`
 	Bcc      []string `help:"Bcc recipients." placeholder:"ADDR"`
 	ReplyTo  string   `name:"reply-to" help:"Reply-To address." placeholder:"ADDR"`
-	Subject  string   `required:"" help:"Subject." placeholder:"TEXT"`
+	Subject  string   `help:"Subject (required unless --eml)." placeholder:"TEXT"`
 	Body     string   `xor:"body" help:"Plain-text body." placeholder:"TEXT"`
 	HTML     string   `name:"html" xor:"body" help:"HTML body (sent as text/html)." placeholder:"HTML"`
 	Attach   []string `type:"existingfile" help:"Attach a file (sent inline as base64; repeatable)." placeholder:"FILE"`
 	ID       string   `help:"Message id (default: a new UUID)." placeholder:"ID"`
 	Priority string   `help:"0..3 or immediate/high/medium/low (default: the service's)." placeholder:"P"`
 	Batch    string   `help:"batch_code." placeholder:"CODE"`
+	EML      bool     `name:"eml" help:"Send the FILE arguments, complete RFC 5322 messages, as they are (- reads stdin); X-Mail-Proxy-* headers in them set id, priority, deferral and batch."`
+	Files    []string `arg:"" optional:"" name:"file" help:"Messages to send with --eml." placeholder:"FILE"`
 }
 
 func (c *sendCmd) Run(e *env) error {
+	if c.EML {
+		return c.sendFiles(e)
+	}
+	switch {
+	case len(c.Files) > 0:
+		return usageErrorf("FILE arguments need --eml")
+	case c.From == "":
+		return usageErrorf("missing flags: --from=ADDR")
+	case len(c.To) == 0:
+		return usageErrorf("missing flags: --to=ADDR,...")
+	case c.Subject == "":
+		return usageErrorf("missing flags: --subject=TEXT")
+	}
 	msg := client.Message{
 		ID: c.ID, AccountID: c.Account, From: c.From, To: c.To, Cc: c.Cc, Bcc: c.Bcc, ReplyTo: c.ReplyTo,
 		Subject: c.Subject, Body: c.Body, BatchCode: c.Batch,

@@ -41,6 +41,10 @@ type Message struct {
 	Priority    *Priority         `json:"priority,omitempty"`
 	DeferredTS  *int64            `json:"deferred_ts,omitempty"` // Unix seconds
 	BatchCode   string            `json:"batch_code,omitempty"`
+	// Raw is a complete RFC 5322 message sent as it is, instead of Subject,
+	// Body and Attachments (RawEncoding "base64" for bytes that are not UTF-8).
+	Raw         string `json:"raw,omitempty"`
+	RawEncoding string `json:"raw_encoding,omitempty"`
 }
 
 // Attachment references content the proxy fetches at send time (attachments.md).
