@@ -61,7 +61,8 @@ func TestAddMessagesRawRefusals(t *testing.T) {
 		loc  string
 	}{
 		{rawItem("s", map[string]any{"subject": "x"}), "subject"},
-		{rawItem("a", map[string]any{"attachments": []any{}}), "attachments"},
+		{rawItem("a", map[string]any{"attachments": []any{map[string]any{"filename": "a", "storage_path": "x"}}}), "attachments"},
+		{rawItem("h", map[string]any{"headers": map[string]any{"X-A": "1"}}), "headers"},
 		{rawItem("e", map[string]any{"raw_encoding": "hex"}), "raw_encoding"},
 		{rawItem("b", map[string]any{"raw": "%%%", "raw_encoding": "base64"}), "raw"},
 		{rawItem("t", map[string]any{"raw": 5}), "raw"},
@@ -72,6 +73,8 @@ func TestAddMessagesRawRefusals(t *testing.T) {
 			t.Errorf("%v: issues %v", tc.item, is)
 		}
 	}
+	// Zero values of the content fields (clients that send every field) are ignored.
+	e.must(200, "POST", "/commands/add-messages", key, batch(rawItem("zero", map[string]any{"subject": "", "attachments": []any{}, "headers": map[string]any{}})))
 	// Per-item reasons: stored as errored, reported as any rejection.
 	r := e.must(400, "POST", "/commands/add-messages", key, batch(
 		rawItem("nohead", map[string]any{"raw": "just text"}),
