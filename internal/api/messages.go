@@ -198,9 +198,10 @@ func (s *server) cleanupMessages(c *call) (any, error) {
 	return CleanupResponse{OK: true, Removed: n}, nil
 }
 
-func (s *server) listMessages(c *call) (any, error) {
-	f := store.MessageFilter{TenantID: c.tenantID, ActiveOnly: c.qBool("active_only"),
-		IncludeHistory: c.qBool("include_history")}
+// listMessagesLimited is the listing with limit and offset honoured, as the
+// v0.7 /messages/list alias keeps them.
+func (s *server) listMessagesLimited(c *call) (MessagesResponse, error) {
+	f := s.listFilter(c)
 	if n, ok := c.qInt("limit"); ok {
 		f.Limit = int(n)
 		if n == 0 {
@@ -213,7 +214,7 @@ func (s *server) listMessages(c *call) (any, error) {
 	now := s.now()
 	recs, err := s.st.ListMessages(c.ctx(), f, now)
 	if err != nil {
-		return nil, err
+		return MessagesResponse{}, err
 	}
 	out := MessagesResponse{OK: true, Messages: make([]MessageRecord, 0, len(recs))}
 	for i := range recs {

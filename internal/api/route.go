@@ -144,6 +144,9 @@ func (s *server) serve(c *call) (status int) {
 	if err != nil {
 		return s.fail(c, err)
 	}
+	if sr, ok := out.(*streamReply); ok {
+		return s.stream(c, sr)
+	}
 	status, hdr, body := http.StatusOK, http.Header(nil), []byte(nil)
 	if rp, ok := out.(*reply); ok {
 		if rp.status != 0 {

@@ -88,8 +88,10 @@ func (s *server) routes() []*route {
 			class: auth.Tenant, tenant: tenantQuery, params: []param{qTenant,
 				{name: "active_only", kind: paramBool, def: false, doc: "only unprocessed messages"},
 				{name: "include_history", kind: paramBool, def: false, doc: "add each message's events"},
-				{name: "limit", kind: paramInt, min: &zero, doc: "at most this many (default all)"},
-				{name: "offset", kind: paramInt, min: &zero, def: 0}},
+				{name: "limit", kind: paramInt, min: &zero, doc: "accepted and ignored, as by the original: the answer has every message (use page_size)"},
+				{name: "offset", kind: paramInt, min: &zero, def: 0, doc: "accepted and ignored (use after)"},
+				{name: "page_size", kind: paramInt, min: &one, doc: "ours: answer one page of at most this many (max 1000), with next_after"},
+				{name: "after", kind: paramString, doc: "ours: the next_after of the previous page (implies page_size 100 if not given)"}},
 			respType: reflect.TypeFor[MessagesResponse](), handle: s.listMessages},
 
 		// Tenants.

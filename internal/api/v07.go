@@ -178,6 +178,9 @@ func (s *server) v07Routes(legacy []*route) []*route {
 	get.respType, get.errors, get.handle = reflect.TypeFor[MessageRecord](), []int{404}, s.v07GetMessage
 	list := alias("listMessages", http.MethodGet, "/messages/list")
 	list.respType, list.handle = reflect.TypeFor[[]MessageRecord](), s.v07ListMessages
+	list.params = []param{qTenant, qActiveOnly, {name: "include_history", kind: paramBool, def: false, doc: "add each message's events"},
+		{name: "limit", kind: paramInt, min: &zero, doc: "at most this many (default all)"},
+		{name: "offset", kind: paramInt, min: &zero, def: 0}} // v0.7 semantics: limit and offset honoured
 	cleanup := alias("cleanupMessages", http.MethodGet, "/messages/cleanup")
 	cleanup.body, cleanup.reqType, cleanup.errors = bodyNone, nil, nil
 	cleanup = withParams(cleanup, param{name: "older_than_seconds", kind: paramInt, min: &zero, def: v07CleanupDefault,
@@ -463,13 +466,9 @@ func (s *server) v07GetMessage(c *call) (any, error) {
 
 // v07ListMessages is GET /messages/list: GET /messages' records, bare.
 func (s *server) v07ListMessages(c *call) (any, error) {
-	out, err := s.listMessages(c)
+	mr, err := s.listMessagesLimited(c)
 	if err != nil {
 		return nil, err
-	}
-	mr, ok := out.(MessagesResponse)
-	if !ok {
-		return nil, fmt.Errorf("list messages: unexpected answer %T", out)
 	}
 	return mr.Messages, nil
 }

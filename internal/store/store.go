@@ -316,6 +316,26 @@ type MessageFilter struct {
 	IncludeHistory bool
 	Limit          int // 0 = no limit
 	Offset         int
+	// After pages by position instead of Offset: only messages after this
+	// one in listing order. It needs TenantID (the order is total within
+	// a tenant) and reads an index, so each page costs the same.
+	After *MessageCursor
+}
+
+// MessageCursor is a position in a tenant's listing order (priority,
+// created_at, id). ListStart is before every message.
+type MessageCursor struct {
+	Priority  int
+	CreatedAt time.Time
+	ID        string
+}
+
+// ListStart is the cursor of a listing's first page.
+var ListStart = MessageCursor{Priority: -1, CreatedAt: time.UnixMilli(0)}
+
+// Cursor is the record's position in the listing order.
+func (r *MessageRecord) Cursor() MessageCursor {
+	return MessageCursor{Priority: r.Priority, CreatedAt: r.CreatedAt, ID: r.ID}
 }
 
 // DeleteResult is the answer of delete-messages.

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -314,10 +315,18 @@ func queueWrites(b *pgx.Batch, queue, reject *enqueueArgs, nowMS int64, results 
 // ListMessages lists messages with their tenant name and latest events, from
 // one snapshot.
 func (s *Store) ListMessages(ctx context.Context, f store.MessageFilter, now time.Time) ([]store.MessageRecord, error) {
+	if f.After != nil && f.TenantID == "" {
+		return nil, errors.New("postgres: list messages: paging by position needs a tenant")
+	}
 	var list *store.RecordList
 	err := s.readTx(ctx, func(tx pgx.Tx) error {
 		list = store.NewRecordList(f.IncludeHistory)
-		rows, err := tx.Query(ctx, qListMessages, f.TenantID, f.ActiveOnly, sqlLimit(f.Limit), max(f.Offset, 0))
+		query, args := qListMessages, []any{f.TenantID, f.ActiveOnly, sqlLimit(f.Limit), max(f.Offset, 0)}
+		if a := f.After; a != nil {
+			query = qListMessagesAfter
+			args = []any{f.TenantID, f.ActiveOnly, a.Priority, ms(a.CreatedAt), a.ID, sqlLimit(f.Limit)}
+		}
+		rows, err := tx.Query(ctx, query, args...)
 		if err != nil {
 			return err
 		}

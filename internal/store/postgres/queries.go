@@ -212,6 +212,15 @@ WHERE ($1 = '' OR m.tenant_id = $1) AND (NOT $2::boolean OR m.final_at IS NULL)
 ORDER BY m.priority, m.created_at, m.id, m.seq
 LIMIT $3 OFFSET $4`
 
+	// qListMessagesAfter is one page of a tenant's listing after a
+	// position, read from the messages_list index.
+	qListMessagesAfter = `
+SELECT ` + messageCols + `, t.name
+FROM messages m JOIN tenants t ON t.id = m.tenant_id
+WHERE m.tenant_id = $1 AND (m.priority, m.created_at, m.id) > ($3, $4, $5) AND (NOT $2::boolean OR m.final_at IS NULL)
+ORDER BY m.priority, m.created_at, m.id
+LIMIT $6`
+
 	qEventsOfMessages = `
 SELECT ` + eventCols + `
 FROM events e JOIN messages m ON m.pk = e.message_pk

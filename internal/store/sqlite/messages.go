@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -150,9 +151,17 @@ func enqueue(w *wtx, items []store.NewMessage, now time.Time) ([]store.EnqueueRe
 
 // ListMessages lists messages with their tenant name and latest events.
 func (s *Store) ListMessages(ctx context.Context, f store.MessageFilter, now time.Time) ([]store.MessageRecord, error) {
+	if f.After != nil && f.TenantID == "" {
+		return nil, errors.New("sqlite: list messages: paging by position needs a tenant")
+	}
 	list := store.NewRecordList(f.IncludeHistory)
 	err := s.readTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, qListMessages, f.TenantID, boolInt(f.ActiveOnly), sqlLimit(f.Limit), max(f.Offset, 0))
+		query, args := qListMessages, []any{f.TenantID, boolInt(f.ActiveOnly), sqlLimit(f.Limit), max(f.Offset, 0)}
+		if a := f.After; a != nil {
+			query = qListMessagesAfter
+			args = []any{f.TenantID, boolInt(f.ActiveOnly), a.Priority, ms(a.CreatedAt), a.ID, sqlLimit(f.Limit)}
+		}
+		rows, err := tx.QueryContext(ctx, query, args...)
 		if err != nil {
 			return err
 		}

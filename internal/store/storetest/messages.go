@@ -15,6 +15,7 @@ import (
 func messageCases() []testCase {
 	return []testCase{
 		{"ListOrderAndFilters", testMessagesList},
+		{"ListPagesAfterCursor", testMessagesListAfter},
 		{"DeleteMessages", testMessagesDelete},
 		{"CleanupRule", testMessagesCleanup},
 		{"CleanupAllTenantsWithLimit", testMessagesCleanupAllLimit},
@@ -69,6 +70,56 @@ func testMessagesList(t *testing.T, h *harness) {
 	}
 	if r := h.record("t2", "other"); r.TenantName == nil || *r.TenantName != "t2 name" {
 		t.Errorf("t2's message TenantName %v, want \"t2 name\"", r.TenantName)
+	}
+}
+
+// testMessagesListAfter pages through a listing by position: the pages
+// join up to the whole listing, in order, with or without active_only, and
+// events still fold into their records.
+func testMessagesListAfter(t *testing.T, h *harness) {
+	h.tenantWithAccount("t1")
+	h.tenantWithAccount("t2")
+	h.enqueueQueued(at(0), msg("t1", "low", "acc", priority(store.PriorityLow)))
+	h.enqueueQueued(at(1), msg("t1", "med-b", "acc"), msg("t1", "med-a", "acc"), msg("t1", "med-c", "acc"))
+	h.enqueueQueued(at(2), msg("t1", "imm", "acc", priority(store.PriorityImmediate)))
+	h.enqueueQueued(at(3), msg("t1", "med-0", "acc"))
+	h.enqueueQueued(at(4), msg("t2", "other", "acc"))
+	h.sendNow("imm", at(5))
+	for _, tc := range []struct {
+		name   string
+		active bool
+		want   []string
+	}{
+		{"all", false, []string{"imm", "med-a", "med-b", "med-c", "med-0", "low"}},
+		{"active only", true, []string{"med-a", "med-b", "med-c", "med-0", "low"}},
+	} {
+		for _, size := range []int{1, 2, 4, 100} {
+			var got []string
+			cur := store.ListStart
+			for page := 0; page < 20; page++ {
+				recs, err := h.s.ListMessages(h.ctx, store.MessageFilter{TenantID: "t1", ActiveOnly: tc.active,
+					IncludeHistory: true, Limit: size, After: &cur}, at(0))
+				if err != nil {
+					t.Fatalf("ListMessages after %+v: %v", cur, err)
+				}
+				for i := range recs {
+					got = append(got, recs[i].ID)
+					if recs[i].ID == "imm" && (len(recs[i].History) != 1 || recs[i].Final == nil) {
+						t.Errorf("paged record imm has history %v, final %v; want its sent event", recs[i].History, recs[i].Final)
+					}
+				}
+				if len(recs) < size {
+					break
+				}
+				cur = recs[len(recs)-1].Cursor()
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("%s in pages of %d = %q, want %q", tc.name, size, got, tc.want)
+			}
+		}
+	}
+	if _, err := h.s.ListMessages(h.ctx, store.MessageFilter{After: &store.ListStart}, at(0)); err == nil {
+		t.Error("paging by position without a tenant: no error")
 	}
 }
 
