@@ -280,6 +280,9 @@ func (s *server) addAccount(c *call) (any, error) {
 	probe := defaultAccount(tenant, id)
 	readHostPort(f, &probe)
 	applyAccount(f, &probe, false)
+	if is.empty() && probe.Host != "" {
+		s.checkAccountHost(c, f, probe.Host)
+	}
 	if !is.empty() {
 		return nil, invalid(is.list)
 	}
@@ -335,6 +338,9 @@ func (s *server) updateAccount(c *call) (any, error) {
 	probe := defaultAccount(c.tenantID, id)
 	readHostPort(f, &probe)
 	applyAccount(f, &probe, true)
+	if is.empty() && probe.Host != "" {
+		s.checkAccountHost(c, f, probe.Host)
+	}
 	if !is.empty() {
 		return nil, invalid(is.list)
 	}

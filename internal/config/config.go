@@ -52,13 +52,14 @@ type Config struct {
 	ReportBatchSize    int     `env:"GMP_REPORT_BATCH_SIZE" envDefault:"1000" ini:"report_batch_size" doc:"report items per POST"`
 	ReportRetention    Seconds `env:"GMP_DELIVERY_REPORT_RETENTION_SECONDS" envDefault:"604800" ini:"delivery_report_retention_seconds" doc:"retention and cleanup default, seconds"`
 
-	AttachmentTimeout      Seconds `env:"GMP_ATTACHMENT_TIMEOUT" envDefault:"30" ini:"attachment_timeout" doc:"attachment fetch timeout, seconds"`
-	MaxAttachmentFetches   int     `env:"GMP_MAX_ATTACHMENT_FETCHES" envDefault:"3" ini:"max_attachment_fetches" doc:"concurrent attachment fetches"`
-	AttachmentMaxMB        float64 `env:"GMP_ATTACHMENT_MAX_MB" envDefault:"25" ini:"attachment_max_mb" doc:"per-attachment size limit, MB"`
-	MessageMaxMB           float64 `env:"GMP_MESSAGE_MAX_MB" envDefault:"50" ini:"message_max_mb" doc:"per-message size limit, MB"`
-	AttachmentBaseDir      string  `env:"GMP_ATTACHMENT_BASE_DIR" ini:"attachment_base_dir" doc:"filesystem attachment root (unset: mode off)"`
-	AttachmentAllowPrivate bool    `env:"GMP_ATTACHMENT_ALLOW_PRIVATE" envDefault:"false" ini:"attachment_allow_private" doc:"http_url attachments may reach loopback and private addresses (never link-local or cloud metadata)"`
-	ClientURLAllowPrivate  bool    `env:"GMP_CLIENT_URL_ALLOW_PRIVATE" envDefault:"false" ini:"client_url_allow_private" doc:"a client_base_url set with a tenant's own key may be loopback or private (one set by the admin always may; link-local and cloud metadata never)"`
+	AttachmentTimeout        Seconds `env:"GMP_ATTACHMENT_TIMEOUT" envDefault:"30" ini:"attachment_timeout" doc:"attachment fetch timeout, seconds"`
+	MaxAttachmentFetches     int     `env:"GMP_MAX_ATTACHMENT_FETCHES" envDefault:"3" ini:"max_attachment_fetches" doc:"concurrent attachment fetches"`
+	AttachmentMaxMB          float64 `env:"GMP_ATTACHMENT_MAX_MB" envDefault:"25" ini:"attachment_max_mb" doc:"per-attachment size limit, MB"`
+	MessageMaxMB             float64 `env:"GMP_MESSAGE_MAX_MB" envDefault:"50" ini:"message_max_mb" doc:"per-message size limit, MB"`
+	AttachmentBaseDir        string  `env:"GMP_ATTACHMENT_BASE_DIR" ini:"attachment_base_dir" doc:"filesystem attachment root (unset: mode off)"`
+	AttachmentAllowPrivate   bool    `env:"GMP_ATTACHMENT_ALLOW_PRIVATE" envDefault:"false" ini:"attachment_allow_private" doc:"http_url attachments may reach loopback and private addresses (never link-local or cloud metadata)"`
+	AccountTargetsPublicOnly bool    `env:"GMP_ACCOUNT_TARGETS_PUBLIC_ONLY" envDefault:"false" ini:"account_targets_public_only" doc:"accounts created or changed with a tenant key must name a public SMTP server (no loopback or private address); the admin token may still use local relays. Link-local and cloud metadata addresses are refused for every account"`
+	ClientURLAllowPrivate    bool    `env:"GMP_CLIENT_URL_ALLOW_PRIVATE" envDefault:"false" ini:"client_url_allow_private" doc:"a client_base_url set with a tenant's own key may be loopback or private (one set by the admin always may; link-local and cloud metadata never)"`
 
 	CacheMemoryMaxMB     float64 `env:"GMP_CACHE_MEMORY_MAX_MB" envDefault:"50" ini:"cache_memory_max_mb" doc:"memory cache size, MB"`
 	CacheMemoryTTL       Seconds `env:"GMP_CACHE_MEMORY_TTL_SECONDS" envDefault:"300" ini:"cache_memory_ttl_seconds" doc:"memory cache TTL, seconds"`

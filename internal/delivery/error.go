@@ -14,6 +14,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/mailproxy/mailproxy/internal/netguard"
 	"github.com/mailproxy/mailproxy/internal/smtppool"
 )
 
@@ -50,7 +51,42 @@ var (
 	ErrAuthUnsupported     = errors.New("SMTP AUTH not supported by server")
 	ErrStartTLSUnsupported = errors.New("STARTTLS not supported by server")
 	ErrSMTPUTF8Unsupported = errors.New("SMTPUTF8 not supported by server (non-ASCII address)")
+	// ErrClearAuthRefused: use_tls unset, the server offers no STARTTLS,
+	// and the account did not opt out of verification: the credentials are
+	// not sent in clear. Permanent: the server's offer will not change on
+	// a retry, while the account's settings need a person to change them.
+	ErrClearAuthRefused = errors.New("credentials not sent in clear: the server offers no STARTTLS " +
+		`(set "use_tls": true for a TLS server, or "tls_verify": false to allow AUTH without TLS)`)
 )
+
+// Public is the description a tenant sees (GET /messages, delivery
+// reports): the server's reply when there is one, our own reasons as they
+// are, but a failure to connect only as "Connection failed" with its kind,
+// never the dial error, which names the addresses it tried. The full error
+// (Error) is for the server's log.
+func (e *Error) Public() string {
+	if e.Code != 0 || e.Err == nil {
+		return e.Error()
+	}
+	switch {
+	case errors.Is(e.Err, smtppool.ErrWaitTimeout):
+		return e.Error()
+	case isRefusedAddress(e.Err):
+		return "Connection failed: address not allowed"
+	case isTLSFailure(e.Err):
+		return "Connection failed: TLS handshake or certificate verification failed"
+	case isTimeout(e.Err):
+		return "Connection failed: timeout"
+	case isNetwork(e.Err):
+		return "Connection failed"
+	}
+	return e.Error()
+}
+
+func isRefusedAddress(err error) bool {
+	_, ok := netguard.Refused(err)
+	return ok
+}
 
 // Classify turns any error from a delivery attempt into an *Error,
 // following delivery.md §7: error kind first, then reply code, then text.
@@ -93,7 +129,8 @@ func classifyAt(cmd string, err error) *Error {
 	}
 	switch {
 	case errors.Is(err, ErrAuthUnsupported), errors.Is(err, ErrStartTLSUnsupported),
-		errors.Is(err, ErrSMTPUTF8Unsupported), errors.Is(err, errBuild):
+		errors.Is(err, ErrSMTPUTF8Unsupported), errors.Is(err, errBuild), errors.Is(err, ErrClearAuthRefused),
+		isRefusedAddress(err):
 		e.Permanent = true
 	case errors.Is(err, smtppool.ErrWaitTimeout):
 		e.Permanent = false

@@ -43,6 +43,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/mailproxy/mailproxy/internal/dkim"
+	"github.com/mailproxy/mailproxy/internal/netguard"
 	"github.com/mailproxy/mailproxy/internal/smtppool"
 	"github.com/mailproxy/mailproxy/internal/store"
 )
@@ -69,11 +70,23 @@ type SenderOptions struct {
 	// RootCAs verifies servers' certificates; nil = the system roots.
 	RootCAs *x509.CertPool
 	Logger  *slog.Logger
+	// TargetPolicy judges the address of every SMTP server dialled (after
+	// DNS, so a name that later resolves elsewhere is caught too); nil:
+	// netguard.Private: relays on loopback and private networks work,
+	// link-local and cloud metadata addresses never.
+	TargetPolicy *netguard.Policy
+	// AUTH is never sent in clear when use_tls is unset and the server
+	// offers no STARTTLS, unless the account says tls_verify false or the
+	// server is on a loopback address (this machine). NoLoopbackClearAuth
+	// removes that exemption: tests, which can only listen on loopback, set
+	// it to treat their server as a remote one.
+	NoLoopbackClearAuth bool
 }
 
 // Sender sends messages over pooled connections. Safe for concurrent use.
 type Sender struct {
 	opts     SenderOptions
+	dialer   *net.Dialer
 	dkimKeys sync.Map // sha256 of the PEM text → crypto.Signer
 }
 
@@ -104,7 +117,11 @@ func NewSender(opts SenderOptions) (*Sender, error) {
 	if len(opts.ImplicitTLSPorts) == 0 {
 		opts.ImplicitTLSPorts = []int{465}
 	}
-	return &Sender{opts: opts}, nil
+	policy := netguard.Policy{Level: netguard.Private}
+	if opts.TargetPolicy != nil {
+		policy = *opts.TargetPolicy
+	}
+	return &Sender{opts: opts, dialer: policy.Dialer(opts.DialTimeout)}, nil
 }
 
 // Refusal is one recipient the server refused while others were accepted.
@@ -344,8 +361,7 @@ func (s *Sender) dial(ctx context.Context, acct store.Account) (_ *smtp.Client, 
 		return nil, nil, &Error{Permanent: true, Command: "dial",
 			Err: errors.New("account has no valid SMTP host and port: " + net.JoinHostPort(acct.Host, strconv.Itoa(acct.Port)))}
 	}
-	d := net.Dialer{Timeout: s.opts.DialTimeout}
-	raw, err := d.DialContext(ctx, "tcp", net.JoinHostPort(acct.Host, strconv.Itoa(acct.Port)))
+	raw, err := s.dialer.DialContext(ctx, "tcp", net.JoinHostPort(acct.Host, strconv.Itoa(acct.Port)))
 	if err != nil {
 		return nil, nil, classifyAt("dial", err)
 	}
@@ -363,6 +379,7 @@ func (s *Sender) dial(ctx context.Context, acct store.Account) (_ *smtp.Client, 
 	}()
 
 	mode := s.tlsMode(acct)
+	secure := mode == modeImplicit
 	cfg := &tls.Config{
 		ServerName:         acct.Host,
 		MinVersion:         tls.VersionTLS12,
@@ -393,6 +410,7 @@ func (s *Sender) dial(ctx context.Context, acct store.Account) (_ *smtp.Client, 
 				return nil, nil, classifyAt("STARTTLS", err)
 			}
 			c = c2
+			secure = true
 			s.setTimeouts(c)
 			if err := c.Hello(s.opts.HeloName); err != nil {
 				return nil, nil, classifyAt("STARTTLS", err)
@@ -402,6 +420,11 @@ func (s *Sender) dial(ctx context.Context, acct store.Account) (_ *smtp.Client, 
 		}
 	}
 	if acct.User != "" && acct.Password != "" {
+		if !secure && mode == modeAuto && acct.TLSVerify && !(!s.opts.NoLoopbackClearAuth && isLoopback(raw.RemoteAddr())) {
+			// use_tls unset and no STARTTLS offered (or stripped on the way):
+			// the password would cross the network in clear.
+			return nil, nil, &Error{Permanent: true, Command: "AUTH", Err: ErrClearAuthRefused}
+		}
 		offered, mechs := c.Extension("AUTH")
 		if !offered {
 			return nil, nil, &Error{Permanent: true, Command: "AUTH", Err: ErrAuthUnsupported}
@@ -419,6 +442,12 @@ func (s *Sender) dial(ctx context.Context, acct store.Account) (_ *smtp.Client, 
 	}
 	s.opts.Logger.Debug("smtp connection ready", "host", acct.Host, "port", acct.Port, "tls", mode)
 	return c, guard, nil
+}
+
+// isLoopback reports whether the connected peer is on this machine.
+func isLoopback(addr net.Addr) bool {
+	ta, ok := addr.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }
 
 func (s *Sender) setTimeouts(c *smtp.Client) {

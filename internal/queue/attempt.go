@@ -132,7 +132,12 @@ func (d *Dispatcher) attempt(ctx context.Context, c store.Claim) (r result) {
 	if err != nil {
 		de := asDeliveryError(err)
 		d.countReply(labels, de)
-		return d.failed(m, base, de.Error(), !de.Permanent, de.Code, true, labels)
+		desc := de.Public() // what the tenant sees: no dial error with internal addresses
+		if full := de.Error(); full != desc {
+			d.log.Warn("smtp connection failed", "msg_id", m.ID, "tenant_id", m.TenantID,
+				"account_id", m.AccountID, "err", full)
+		}
+		return d.failed(m, base, desc, !de.Permanent, de.Code, true, labels)
 	}
 	d.countReply(labels, nil)
 
