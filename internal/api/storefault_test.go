@@ -347,9 +347,12 @@ func TestSQLiteFullDiskAnswers503(t *testing.T) {
 		t.Fatal("the file system never filled up")
 	}
 	checkFaultAnswer(t, full, "storage full")
-	for range 5 { // still full: the same answer, no new log line
-		checkFaultAnswer(t, a.call("POST", "/commands/add-messages", map[string]any{"messages": []any{faultMessage("late", body)}}),
-			"storage full")
+	for k := range 5 { // still full: the same answer, no new log line
+		late := []any{}
+		for j := range 4 { // as large as the batch that did not fit: a smaller one may fit a freed page
+			late = append(late, faultMessage(fmt.Sprintf("late%d-%d", k, j), body))
+		}
+		checkFaultAnswer(t, a.call("POST", "/commands/add-messages", map[string]any{"messages": late}), "storage full")
 	}
 	r := a.call("GET", "/ready", nil)
 	if r.Status != 503 || !strings.Contains(string(r.Body), "storage full") {
