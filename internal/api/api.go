@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,7 +67,12 @@ type server struct {
 	pending         pendingRefresher
 	storeHealth     storeHealth
 	mux             *http.ServeMux
+	// tenantGen counts tenant changes made through this API (suspend,
+	// activate, update, delete), so caches of tenant state know when to drop.
+	tenantGen atomic.Uint64
 }
+
+func (s *server) tenantsChanged() { s.tenantGen.Add(1) }
 
 // New builds the API handler.
 func New(d Deps) (http.Handler, error) {

@@ -107,6 +107,7 @@ func suspendAnswer(tenant string, bc *string, r store.SuspendResult) SuspendResp
 func (s *server) suspend(c *call) (any, error) {
 	bc := s.suspendArgs(c)
 	r, err := s.st.Suspend(c.ctx(), c.tenantID, bc)
+	s.tenantsChanged()
 	if errors.Is(err, store.ErrTenantNotFound) || errors.Is(err, store.ErrNotFound) {
 		return nil, badRequest(detailTenantNotFound)
 	}
@@ -119,6 +120,7 @@ func (s *server) suspend(c *call) (any, error) {
 func (s *server) activate(c *call) (any, error) {
 	bc := s.suspendArgs(c)
 	r, err := s.st.Activate(c.ctx(), c.tenantID, bc)
+	s.tenantsChanged()
 	if errors.Is(err, store.ErrTenantNotFound) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrFullySuspended) {
 		return nil, badRequest(detailActivateFailed)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -24,6 +25,20 @@ import (
 // to an item applies to a submitted message too.
 type Submissions struct {
 	s *server
+
+	mu        sync.Mutex
+	accepting map[string]acceptingState // tenant id -> its last check
+}
+
+// acceptingTTL bounds how long a tenant's state is trusted without a read:
+// a suspension on another instance takes effect within it (on this
+// instance at once).
+const acceptingTTL = time.Second
+
+type acceptingState struct {
+	err error // nil or ErrTenantSuspended
+	at  time.Time
+	gen uint64
 }
 
 // NewWithSubmissions builds the API handler (as New) and its submission path.
@@ -32,7 +47,7 @@ func NewWithSubmissions(d Deps) (http.Handler, *Submissions, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return h, &Submissions{s: h.(*server)}, nil
+	return h, &Submissions{s: h.(*server), accepting: map[string]acceptingState{}}, nil
 }
 
 // Login errors. ErrLoginFailed covers every credential problem alike, so a
@@ -76,16 +91,28 @@ func (m *Submissions) Login(ctx context.Context, username, password string) (Log
 }
 
 // Accepting reports whether the tenant takes new mail now: ErrTenantSuspended
-// when it is inactive or fully suspended.
+// when it is inactive or fully suspended. The answer is kept for up to
+// acceptingTTL (a tenant read per message cost as much as the enqueue).
 func (m *Submissions) Accepting(ctx context.Context, tenantID string) error {
+	gen := m.s.tenantGen.Load()
+	m.mu.Lock()
+	st, ok := m.accepting[tenantID]
+	m.mu.Unlock()
+	if ok && st.gen == gen && time.Since(st.at) < acceptingTTL {
+		return st.err
+	}
 	t, err := m.s.st.GetTenant(ctx, tenantID)
 	if err != nil {
 		return fmt.Errorf("look up tenant: %w", err)
 	}
+	st = acceptingState{at: time.Now(), gen: gen}
 	if !t.Active || (len(t.SuspendedBatches) > 0 && t.SuspendedBatches[0] == store.SuspendAll) {
-		return ErrTenantSuspended
+		st.err = ErrTenantSuspended
 	}
-	return nil
+	m.mu.Lock()
+	m.accepting[tenantID] = st
+	m.mu.Unlock()
+	return st.err
 }
 
 // Submission is one message received whole.

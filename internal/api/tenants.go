@@ -249,6 +249,7 @@ func (s *server) addTenant(c *call) (any, error) {
 		return nil, invalid(is.list)
 	}
 	created, err := s.st.UpsertTenant(c.ctx(), t)
+	s.tenantsChanged()
 	if err != nil {
 		return nil, err
 	}
@@ -306,6 +307,7 @@ func (s *server) updateTenant(c *call) (any, error) {
 	if !is.empty() {
 		return nil, invalid(is.list)
 	}
+	s.tenantsChanged()
 	if _, err := s.st.UpsertTenant(c.ctx(), t); err != nil {
 		return nil, err
 	}
@@ -314,6 +316,7 @@ func (s *server) updateTenant(c *call) (any, error) {
 
 func (s *server) deleteTenant(c *call) (any, error) {
 	err := s.st.DeleteTenant(c.ctx(), c.tenantID)
+	s.tenantsChanged()
 	if isTenantMissing(err) {
 		return nil, tenantNotFound(c.tenantID)
 	}
