@@ -438,3 +438,23 @@ func TestSTARTTLSAndImplicitTLS(t *testing.T) {
 		eventually(t, "sent report for "+id, func() bool { return in.reports.item(id, "sent_ts") != nil })
 	}
 }
+
+// TestSuppressionApplies: the enqueue path's suppression list covers
+// submitted messages: a suppressed recipient is dropped from the envelope,
+// a message to suppressed recipients only is refused.
+func TestSuppressionApplies(t *testing.T) {
+	in := start(t, nil)
+	in.call("POST", "/suppressions", map[string]any{"tenant_id": "acme", "addresses": []any{"gone@example.net"}}, nil)
+	c := in.login(t, "acme/main", in.key)
+	m := "From: shop@example.com\r\nTo: customer@example.net, gone@example.net\r\nX-Mail-Proxy-Id: sup-1\r\n\r\nhello\r\n"
+	if reply, err := send(c, "shop@example.com", []string{"customer@example.net", "gone@example.net"}, m); err != nil ||
+		reply != "2.0.0 queued as sup-1" {
+		t.Fatalf("partly suppressed: %q %v", reply, err)
+	}
+	checkArrival(t, in, "sup-1", m, []string{"customer@example.net"}, true)
+	var se *smtp.SMTPError
+	_, err := send(c, "shop@example.com", []string{"gone@example.net"}, "From: shop@example.com\r\n\r\nx\r\n")
+	if !errors.As(err, &se) || se.Code != 554 || !strings.Contains(se.Message, "suppressed") {
+		t.Errorf("only suppressed recipients: %v, want 554 naming the suppression", err)
+	}
+}
