@@ -51,6 +51,8 @@ type Deps struct {
 	Now        func() time.Time                // nil = time.Now
 	Ready      func(ctx context.Context) error // /ready check; nil = always ready
 	Probe      Prober                          // SMTP sessions of diagnostics and test-send; nil = unavailable
+	// ReloadBounce makes the bounce poller re-read its settings (nil-safe).
+	ReloadBounce func()
 }
 
 // server is the API's state; one per New.

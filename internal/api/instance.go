@@ -161,6 +161,9 @@ func (s *server) reloadBounce(c *call) (any, error) {
 	if enabled && host == "" {
 		return nil, badRequest(detailBounceNoHost)
 	}
+	if s.d.ReloadBounce != nil {
+		s.d.ReloadBounce()
+	}
 	return okResponse, nil
 }
 

@@ -18,11 +18,6 @@ type unsupportedSetting struct {
 func unsupportedSettings() []unsupportedSetting {
 	return []unsupportedSetting{
 		{
-			name:   "GMP_BOUNCE_ENABLED",
-			active: func(c Config) bool { return c.BounceEnabled },
-			why:    "bounce processing is not implemented in this version (nothing would poll the IMAP mailbox); unset it or set it to false",
-		},
-		{
 			name: "GMP_PEC_ACCEPTANCE_TIMEOUT",
 			active: func(c Config) bool {
 				return c.PECAcceptanceTimeout > 0 && c.PECAcceptanceTimeout.Duration() != 1800*time.Second

@@ -14,8 +14,9 @@ func TestUnsupportedSettingsAreRefused(t *testing.T) {
 		refused string // "" when the configuration must validate
 		why     string
 	}{
-		{map[string]string{"GMP_BOUNCE_ENABLED": "true"}, "GMP_BOUNCE_ENABLED", "not implemented"},
-		{map[string]string{"GMP_BOUNCE_ENABLED": "yes", "GMP_BOUNCE_IMAP_HOST": "127.0.0.1"}, "GMP_BOUNCE_ENABLED", "not implemented"},
+		// Bounce processing is implemented: enabling it needs only a mailbox.
+		{map[string]string{"GMP_BOUNCE_ENABLED": "true"}, "GMP_BOUNCE_IMAP_HOST", "required when GMP_BOUNCE_ENABLED"},
+		{map[string]string{"GMP_BOUNCE_ENABLED": "yes", "GMP_BOUNCE_IMAP_HOST": "127.0.0.1"}, "", ""},
 		{map[string]string{"GMP_BOUNCE_ENABLED": "false"}, "", ""},
 		{map[string]string{"GMP_BOUNCE_IMAP_HOST": "127.0.0.1"}, "", ""},
 		{map[string]string{"GMP_PEC_ACCEPTANCE_TIMEOUT": "600"}, "GMP_PEC_ACCEPTANCE_TIMEOUT", "no effect"},

@@ -128,6 +128,9 @@ func (c Config) Validate() error {
 
 	port("GMP_BOUNCE_IMAP_PORT", c.BounceIMAPPort, 1)
 	positive("GMP_BOUNCE_POLL_INTERVAL", c.BouncePollInterval)
+	if c.BounceEnabled && strings.TrimSpace(c.BounceIMAPHost) == "" {
+		bad("GMP_BOUNCE_IMAP_HOST", "required when GMP_BOUNCE_ENABLED is set (the mailbox to poll for bounces)")
+	}
 	notNegative("GMP_PEC_ACCEPTANCE_TIMEOUT", c.PECAcceptanceTimeout)
 
 	if c.EncryptionKey != "" {

@@ -36,6 +36,7 @@ import (
 
 	"github.com/mailproxy/mailproxy/internal/api"
 	"github.com/mailproxy/mailproxy/internal/attach"
+	"github.com/mailproxy/mailproxy/internal/bounce"
 	"github.com/mailproxy/mailproxy/internal/config"
 	"github.com/mailproxy/mailproxy/internal/delivery"
 	"github.com/mailproxy/mailproxy/internal/metrics"
@@ -156,7 +157,16 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	bounceReturnPath := ""
 	if cfg.BounceEnabled {
 		bounceReturnPath = cfg.BounceReturnPath
+	} else if inst, err := st.GetInstance(ctx); err == nil && inst.BounceEnabled && inst.BounceReturnPath != nil {
+		bounceReturnPath = *inst.BounceReturnPath // the stored settings, when GMP_BOUNCE_* do not override them
 	}
+	bounces := bounce.New(st, bounce.Options{
+		Owner:    owner,
+		Settings: func(ctx context.Context) (bounce.Settings, error) { return bounceSettings(ctx, cfg, st) },
+		OnBounce: func(string) { reports.Wake() },
+		Registry: m.Registry,
+		Logger:   log.With("component", "bounce"),
+	})
 	dispatcher := queue.New(st, sender, fetcher, queue.Options{
 		Owner:               owner,
 		MaxSends:            cfg.MaxSends,
@@ -203,17 +213,18 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	}
 
 	handler, submissions, err := api.NewWithSubmissions(api.Deps{
-		Store:      st,
-		Config:     cfg,
-		Metrics:    m,
-		Logger:     log.With("component", "api"),
-		AdminToken: token,
-		Version:    opts.Version,
-		Wake:       wake,
-		RunNow:     runNow,
-		NewEvents:  func() { reports.Wake() },
-		Ready:      func(ctx context.Context) error { _, err := st.GetInstance(ctx); return err },
-		Probe:      sender.Probe,
+		Store:        st,
+		Config:       cfg,
+		Metrics:      m,
+		Logger:       log.With("component", "api"),
+		AdminToken:   token,
+		Version:      opts.Version,
+		Wake:         wake,
+		RunNow:       runNow,
+		NewEvents:    func() { reports.Wake() },
+		ReloadBounce: bounces.Reload,
+		Ready:        func(ctx context.Context) error { _, err := st.GetInstance(ctx); return err },
+		Probe:        sender.Probe,
 	})
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
@@ -281,6 +292,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 			return report.RunRetention(gctx, st, time.Hour, cfg.ReportRetention.Duration(), 500, log.With("component", "retention"))
 		})
 		goSafe(g, log, m, "housekeeping", func() error { return housekeeping(gctx, st, log) })
+		goSafe(g, log, m, "bounce", func() error { return bounces.Run(gctx) })
 		if waker != nil {
 			goSafe(g, log, m, "listen", func() error {
 				return waker.Listen(gctx, func() { wake(); reports.Wake() })
@@ -462,6 +474,29 @@ func pprofServer(addr string) *http.Server {
 }
 
 // goSafe runs fn in the group, turning a panic into a logged, counted error.
+// bounceSettings are GMP_BOUNCE_* when GMP_BOUNCE_ENABLED is set, else the
+// stored instance settings (config-metrics-cli.md §1).
+func bounceSettings(ctx context.Context, cfg config.Config, st store.Store) (bounce.Settings, error) {
+	if cfg.BounceEnabled {
+		return bounce.Settings{Enabled: true, Host: cfg.BounceIMAPHost, Port: cfg.BounceIMAPPort, TLS: cfg.BounceIMAPSSL,
+			User: cfg.BounceIMAPUser, Password: cfg.BounceIMAPPassword, Folder: cfg.BounceIMAPFolder,
+			PollInterval: cfg.BouncePollInterval.Duration()}, nil
+	}
+	inst, err := st.GetInstance(ctx)
+	if err != nil {
+		return bounce.Settings{}, err
+	}
+	deref := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	return bounce.Settings{Enabled: inst.BounceEnabled, Host: deref(inst.BounceIMAPHost), Port: inst.BounceIMAPPort,
+		TLS: inst.BounceIMAPSSL, User: deref(inst.BounceIMAPUser), Password: inst.BounceIMAPPassword,
+		Folder: inst.BounceIMAPFolder, PollInterval: time.Duration(inst.BouncePollInterval) * time.Second}, nil
+}
+
 func goSafe(g *errgroup.Group, log *slog.Logger, m *metrics.Metrics, name string, fn func() error) {
 	g.Go(func() (err error) {
 		defer func() {
