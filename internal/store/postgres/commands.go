@@ -14,8 +14,11 @@ import (
 // AppendCommand records one mutating call.
 func (s *Store) AppendCommand(ctx context.Context, e store.CommandLogEntry) error {
 	at := store.Stamp(e.At, s.now)
-	_, err := s.pool.Exec(ctx, qAppendCommand, ms(at), e.Endpoint, e.TenantID, nullJSON(e.Payload),
-		e.ResponseStatus, nullJSON(e.ResponseBody), e.Caller)
+	err := s.once(ctx, func() error {
+		_, err := s.pool.Exec(ctx, qAppendCommand, ms(at), e.Endpoint, e.TenantID, nullJSON(e.Payload),
+			e.ResponseStatus, nullJSON(e.ResponseBody), e.Caller)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("postgres: append command: %w", err)
 	}

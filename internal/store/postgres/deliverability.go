@@ -105,12 +105,16 @@ func (s *Store) SuppressedAmong(ctx context.Context, tenantID string, addresses 
 	for i, a := range addresses {
 		lower[i] = strings.ToLower(a)
 	}
-	rows, err := s.pool.Query(ctx, qSuppressedAmong, tenantID, lower)
+	err := s.once(ctx, func() error {
+		rows, err := s.pool.Query(ctx, qSuppressedAmong, tenantID, lower)
+		if err != nil {
+			return err
+		}
+		var a string
+		_, err = pgx.ForEachRow(rows, []any{&a}, func() error { out[a] = true; return nil })
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: suppressed among: %w", err)
-	}
-	var a string
-	if _, err := pgx.ForEachRow(rows, []any{&a}, func() error { out[a] = true; return nil }); err != nil {
 		return nil, fmt.Errorf("postgres: suppressed among: %w", err)
 	}
 	return out, nil

@@ -246,6 +246,18 @@ func retryable(err error) bool {
 	return code == codeSerializationFailure || code == codeDeadlockDetected
 }
 
+// once runs a single statement (or a read), trying it again once on a
+// fresh connection when the server had ended the session (reconnectOnce).
+func (s *Store) once(ctx context.Context, fn func() error) error {
+	reconnected := false
+	for {
+		err := fn()
+		if !s.reconnectOnce(ctx, err, &reconnected) {
+			return err
+		}
+	}
+}
+
 // reconnectOnce decides whether a transaction that failed with err is tried
 // again: once, when the server ended the session (a restart, say). Every
 // pooled connection is then likely dead, so all are dropped and the retry

@@ -15,10 +15,12 @@ import (
 func (s *Store) GetInstance(ctx context.Context) (store.Instance, error) {
 	inst := store.DefaultInstance()
 	var created, updated int64
-	err := s.pool.QueryRow(ctx, qGetInstance).Scan(&inst.Name, &inst.APIToken, &inst.Edition, &inst.BounceEnabled,
-		&inst.BounceIMAPHost, &inst.BounceIMAPPort, &inst.BounceIMAPUser, &inst.BounceIMAPPassword,
-		&inst.BounceIMAPFolder, &inst.BounceIMAPSSL, &inst.BouncePollInterval, &inst.BounceReturnPath,
-		&created, &updated)
+	err := s.once(ctx, func() error {
+		return s.pool.QueryRow(ctx, qGetInstance).Scan(&inst.Name, &inst.APIToken, &inst.Edition, &inst.BounceEnabled,
+			&inst.BounceIMAPHost, &inst.BounceIMAPPort, &inst.BounceIMAPUser, &inst.BounceIMAPPassword,
+			&inst.BounceIMAPFolder, &inst.BounceIMAPSSL, &inst.BouncePollInterval, &inst.BounceReturnPath,
+			&created, &updated)
+	})
 	if isNoRows(err) {
 		return inst, nil
 	}
@@ -158,7 +160,11 @@ func (s *Store) TenantByAPIKey(ctx context.Context, hash string, now time.Time) 
 	if hash == "" {
 		return store.Tenant{}, fmt.Errorf("postgres: tenant by api key: %w", store.ErrNotFound)
 	}
-	t, err := scanTenant(s.pool.QueryRow(ctx, qTenantByAPIKey, hash, ms(now)))
+	var t store.Tenant
+	err := s.once(ctx, func() (err error) {
+		t, err = scanTenant(s.pool.QueryRow(ctx, qTenantByAPIKey, hash, ms(now)))
+		return err
+	})
 	if isNoRows(err) {
 		return store.Tenant{}, fmt.Errorf("postgres: tenant by api key: %w", store.ErrNotFound)
 	}
