@@ -347,11 +347,26 @@ func TestSQLiteFullDiskAnswers503(t *testing.T) {
 		t.Fatal("the file system never filled up")
 	}
 	checkFaultAnswer(t, full, "storage full")
-	for k := range 5 { // still full: the same answer, no new log line
-		late := []any{}
-		for j := range 4 { // as large as the batch that did not fit: a smaller one may fit a freed page
-			late = append(late, faultMessage(fmt.Sprintf("late%d-%d", k, j), body))
+	// Take the last bytes too, so that no smaller write fits either.
+	rest, err := os.Create(filepath.Join(dir, "filler-rest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 4<<10)
+	for range 1000 {
+		if _, err := rest.Write(chunk); err != nil {
+			break
 		}
+	}
+	_ = rest.Close()
+	// Still full: the same answer, no new log line. (The requests are as
+	// large as the one that failed: SQLite reuses the log space a failed
+	// commit had taken, so a smaller write could still fit.)
+	late := []any{}
+	for j := range 4 {
+		late = append(late, faultMessage(fmt.Sprintf("late-%d", j), body))
+	}
+	for range 5 {
 		checkFaultAnswer(t, a.call("POST", "/commands/add-messages", map[string]any{"messages": late}), "storage full")
 	}
 	r := a.call("GET", "/ready", nil)
@@ -365,8 +380,10 @@ func TestSQLiteFullDiskAnswers503(t *testing.T) {
 		t.Errorf("%d log lines besides migrations, want one per change of state:\n%s", n, a.logs.String())
 	}
 
-	if err := os.Remove(filler); err != nil {
-		t.Fatal(err)
+	for _, f := range []string{filler, rest.Name()} {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
 	}
 	a.must(200, "POST", "/commands/add-messages", map[string]any{"messages": []any{faultMessage("after", "x")}})
 	acked = append(acked, "after")
