@@ -107,25 +107,7 @@ func (p *Poller) Run(ctx context.Context) error {
 		_, _ = p.st.AcquireLease(rctx, leaseName, p.opts.Owner, now, now) // ends our lease if we hold it
 	}()
 	for {
-		wait := time.Minute
-		s, err := p.opts.Settings(ctx)
-		switch {
-		case err != nil:
-			p.log.Warn("bounce settings", "err", err)
-		case s.Enabled && s.Host != "":
-			if s.PollInterval > 0 {
-				wait = s.PollInterval
-			}
-			ok, err := p.st.AcquireLease(ctx, leaseName, p.opts.Owner, p.opts.Now(), p.opts.Now().Add(2*wait+10*time.Second))
-			switch {
-			case err != nil:
-				p.log.Warn("bounce poll lease", "err", err)
-			case ok:
-				if _, err := p.Poll(ctx, s); err != nil && ctx.Err() == nil {
-					p.log.Warn("bounce poll", "host", s.Host, "folder", s.Folder, "err", err)
-				}
-			}
-		}
+		wait := p.cycle(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -133,6 +115,32 @@ func (p *Poller) Run(ctx context.Context) error {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// cycle polls once if bounce processing is on and this instance holds (or
+// takes) the poll lease; it returns the time to the next cycle.
+func (p *Poller) cycle(ctx context.Context) time.Duration {
+	wait := time.Minute
+	s, err := p.opts.Settings(ctx)
+	switch {
+	case err != nil:
+		p.log.Warn("bounce settings", "err", err)
+	case s.Enabled && s.Host != "":
+		if s.PollInterval > 0 {
+			wait = s.PollInterval
+		}
+		now := p.opts.Now()
+		ok, err := p.st.AcquireLease(ctx, leaseName, p.opts.Owner, now, now.Add(2*wait+10*time.Second))
+		switch {
+		case err != nil:
+			p.log.Warn("bounce poll lease", "err", err)
+		case ok:
+			if _, err := p.Poll(ctx, s); err != nil && ctx.Err() == nil {
+				p.log.Warn("bounce poll", "host", s.Host, "folder", s.Folder, "err", err)
+			}
+		}
+	}
+	return wait
 }
 
 // PollResult counts one poll.
