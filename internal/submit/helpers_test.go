@@ -42,7 +42,7 @@ type instance struct {
 // start runs an instance; env overrides the GMP_* settings.
 func start(t testing.TB, env map[string]string) *instance {
 	t.Helper()
-	up := testsmtp.Start(t, testsmtp.Options{})
+	up := testsmtp.Start(t, testsmtp.Options{SMTPUTF8: true})
 	sink := newReportSink(t)
 	vars := map[string]string{
 		"GMP_HOST": "127.0.0.1", "GMP_PORT": "0", "GMP_API_TOKEN": adminToken,

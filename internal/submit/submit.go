@@ -129,6 +129,7 @@ func (s *Server) newSMTPServer(ln net.Listener) *smtp.Server {
 	srv.ReadTimeout = s.opts.Timeout
 	srv.WriteTimeout = s.opts.Timeout
 	srv.TLSConfig = s.opts.TLSConfig
+	srv.EnableSMTPUTF8 = true // delivery uses SMTPUTF8 upstream when an address needs it
 	srv.AllowInsecureAuth = s.opts.AllowInsecureAuth || isLoopback(ln.Addr())
 	srv.ErrorLog = errorLog{s.log}
 	return srv

@@ -458,3 +458,34 @@ func TestSuppressionApplies(t *testing.T) {
 		t.Errorf("only suppressed recipients: %v, want 554 naming the suppression", err)
 	}
 }
+
+// TestSMTPUTF8: an internationalised recipient is accepted and relayed
+// with SMTPUTF8.
+func TestSMTPUTF8(t *testing.T) {
+	in := start(t, nil)
+	c := in.login(t, "acme/main", in.key)
+	if ok, _ := c.Extension("SMTPUTF8"); !ok {
+		t.Fatal("SMTPUTF8 not advertised")
+	}
+	m := "From: shop@example.com\r\nTo: José <josé@example.net>\r\nX-Mail-Proxy-Id: utf8-1\r\nSubject: olé\r\n\r\nçà\r\n"
+	if err := c.Mail("shop@example.com", &smtp.MailOptions{UTF8: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("josé@example.net", nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = w.Write([]byte(m))
+	if resp, err := w.CloseWithResponse(); err != nil || resp.StatusText != "2.0.0 queued as utf8-1" {
+		t.Fatalf("DATA: %v %v", resp, err)
+	}
+	checkArrival(t, in, "utf8-1", m, []string{"josé@example.net"}, true)
+	for _, got := range in.upstream.Messages() {
+		if strings.Contains(string(got.Data), "utf8-1") && !got.UTF8 {
+			t.Error("relayed without SMTPUTF8")
+		}
+	}
+}
