@@ -34,6 +34,7 @@ import (
 	"github.com/mailproxy/mailproxy/internal/auth"
 	"github.com/mailproxy/mailproxy/internal/config"
 	"github.com/mailproxy/mailproxy/internal/metrics"
+	"github.com/mailproxy/mailproxy/internal/smtppool"
 	"github.com/mailproxy/mailproxy/internal/store"
 )
 
@@ -53,6 +54,7 @@ type Deps struct {
 	Probe      Prober                          // SMTP sessions of diagnostics and test-send; nil = unavailable
 	// ReloadBounce makes the bounce poller re-read its settings (nil-safe).
 	ReloadBounce func()
+	Pools        func() []smtppool.KeyState // the SMTP pool's state for the dashboard (nil = none shown)
 }
 
 // server is the API's state; one per New.
@@ -129,6 +131,7 @@ func New(d Deps) (http.Handler, error) {
 	if err := s.mountDocs(routes); err != nil {
 		return nil, err
 	}
+	s.mountUI()
 	return s, nil
 }
 

@@ -140,5 +140,5 @@ func (s *server) routes() []*route {
 			respType: reflect.TypeFor[CommandExportResponse](), handle: s.exportCommands},
 	}
 	legacy = append(legacy, s.suppressionRoutes()...)
-	return append(legacy, s.v07Routes(legacy)...)
+	return append(append(legacy, s.v07Routes(legacy)...), s.dashboardRoutes()...)
 }

@@ -225,6 +225,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		ReloadBounce: bounces.Reload,
 		Ready:        func(ctx context.Context) error { _, err := st.GetInstance(ctx); return err },
 		Probe:        sender.Probe,
+		Pools:        pool.States,
 	})
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
