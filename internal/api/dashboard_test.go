@@ -9,8 +9,8 @@ import (
 
 	"github.com/mailproxy/mailproxy/internal/api"
 	"github.com/mailproxy/mailproxy/internal/smtppool"
-	"github.com/mailproxy/mailproxy/internal/store/sqlite"
 	"github.com/mailproxy/mailproxy/internal/store"
+	"github.com/mailproxy/mailproxy/internal/store/sqlite"
 )
 
 // dashboardEnv has tenants a and b, each with account acc and messages

@@ -11,6 +11,7 @@ const STATES = ['pending', 'deferred', 'sent', 'error', 'bounced'];
 let session = null; // {admin, tenant_id}
 let tenantsCache = null; // tenant ids in scope, for the selects
 let refreshTimer = null;
+let renderSeq = 0; // the latest render; older ones drop their result
 
 // ---- helpers ---------------------------------------------------------------
 
@@ -48,6 +49,11 @@ function fmtAge(seconds) {
   if (seconds < 3600) return Math.floor(seconds / 60) + ' min';
   if (seconds < 86400) return (seconds / 3600).toFixed(1) + ' h';
   return (seconds / 86400).toFixed(1) + ' d';
+}
+
+// addrs renders to/cc/bcc, stored as submitted: a string or a list.
+function addrs(v) {
+  return Array.isArray(v) ? v.join(', ') : (v || '');
 }
 
 function stateBadge(state) {
@@ -223,8 +229,8 @@ views.overview = async function (main) {
       el('div', { class: 'panel' }, el('h2', { text: 'Oldest due message' }), oldest)),
     el('h2', { text: 'Queue by tenant and account' }), counts,
     el('p', { class: 'muted', id: 'updated', text: 'Updated ' + fmtTS(out.now_ts) + ' · refreshes every ' + REFRESH_MS / 1000 + ' s' }));
-  refreshTimer = setTimeout(render, REFRESH_MS);
 };
+views.overview.refresh = true;
 
 // chart draws outcomes per minute as stacked bars (sent below, error above).
 function chart(points) {
@@ -276,7 +282,7 @@ views.messages = async function (main, params) {
       el('td', {}, el('a', { class: 'mono', href: link, text: m.id })),
       el('td', { text: m.tenant_id }), el('td', { text: m.account_id || '' }),
       el('td', { class: 'state-cell' }, stateBadge(m.status)),
-      el('td', { text: p.subject || '' }), el('td', { text: (p.to || []).join(', ') }),
+      el('td', { text: p.subject || '' }), el('td', { text: addrs(p.to) }),
       el('td', { text: m.batch_code || '' }), el('td', { text: fmtTS(Date.parse(m.created_at) / 1000) }));
   });
   const empty = rows.length ? null : el('p', { class: 'muted', id: 'no-messages', text: 'No message matches.' });
@@ -302,7 +308,6 @@ views.message = async function (main, params) {
   const p = m.message || {};
   const kv = (pairs) => el('dl', { class: 'kv', id: 'summary' }, pairs.filter(([, v]) => v !== undefined && v !== null && v !== '')
     .map(([k, v]) => [el('dt', { text: k }), el('dd', {}, v)]));
-  const list = (v) => (Array.isArray(v) ? v.join(', ') : v);
   const summary = kv([
     ['id', el('span', { class: 'mono', text: m.id })], ['pk', el('span', { class: 'mono', text: m.pk })],
     ['state', stateBadge(m.status)], ['tenant', m.tenant_id], ['account', m.account_id], ['batch', m.batch_code],
@@ -312,7 +317,7 @@ views.message = async function (main, params) {
     ['bounce', m.bounce_ts ? `${fmtTS(m.bounce_ts)} ${m.bounce_type || ''} ${m.bounce_code || ''} ${m.bounce_reason || ''}` : null],
     ['last reported', m.reported_ts ? fmtTS(m.reported_ts) : null],
   ]);
-  const hdrs = [['From', p.from], ['To', list(p.to)], ['Cc', list(p.cc)], ['Bcc', list(p.bcc)], ['Reply-To', p.reply_to],
+  const hdrs = [['From', p.from], ['To', addrs(p.to)], ['Cc', addrs(p.cc)], ['Bcc', addrs(p.bcc)], ['Reply-To', p.reply_to],
     ['Subject', p.subject], ['Message-ID', p.message_id], ['Return-Path (envelope)', p.return_path]];
   for (const [k, v] of Object.entries(p.headers || {})) hdrs.push([k, v]);
   const headers = el('table', { id: 'headers' }, el('tbody', {}, hdrs.filter(([, v]) => v)
@@ -424,19 +429,26 @@ views.actions = async function (main) {
 
 // ---- shell -----------------------------------------------------------------
 
+// render draws the current view into a detached element and shows it only if
+// no newer render (a click, a refresh, a logout) started meanwhile, so a slow
+// answer never paints over the view the user moved to.
 async function render() {
   clearTimeout(refreshTimer);
   if (!session) return;
+  const seq = ++renderSeq;
   const { view, params } = parseHash();
-  const fn = views[view] || views.overview;
-  for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.view === view || (view === 'message' && a.dataset.view === 'messages'));
-  const main = document.getElementById('main');
+  const name = views[view] ? view : 'overview';
+  for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.view === name || (name === 'message' && a.dataset.view === 'messages'));
+  const target = el('div');
   try {
-    await fn(main, params);
+    await views[name](target, params);
   } catch (e) {
     if (e.status === 401 && e.message === 'logged out') return;
-    fill(main, el('h1', { text: 'Error' }), el('p', { class: 'error', id: 'view-error', text: e.message }));
+    fill(target, el('h1', { text: 'Error' }), el('p', { class: 'error', id: 'view-error', text: e.message }));
   }
+  if (seq !== renderSeq || !session) return;
+  document.getElementById('main').replaceChildren(...target.childNodes);
+  if (views[name].refresh) refreshTimer = setTimeout(render, REFRESH_MS);
 }
 
 function showLogin(message) {
@@ -449,6 +461,7 @@ function showLogin(message) {
 
 function logout(message) {
   clearTimeout(refreshTimer);
+  renderSeq++;
   sessionStorage.removeItem(TOKEN_KEY);
   session = null;
   tenantsCache = null;
