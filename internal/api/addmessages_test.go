@@ -384,4 +384,11 @@ func TestIdempotencyKey(t *testing.T) {
 	if r.Detail(t) != "A request with this Idempotency-Key is in progress" {
 		t.Errorf("in-progress detail %s", r.Body)
 	}
+	// A running record minutes old was left by a request that died (the
+	// store failed under it): the key is free again, not 409 for a day.
+	if _, _, err := e.st.BeginIdempotent(context.Background(), store.IdempotencyRecord{Scope: "tenant:acme",
+		Key: "k-5", BodyHash: sha256Hex(mustJSON(t, body)), CreatedAt: time.Now().Add(-3 * time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	e.must(200, "POST", "/commands/add-messages", key, mustJSON(t, body), "Idempotency-Key", "k-5")
 }

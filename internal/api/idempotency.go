@@ -14,6 +14,13 @@ import (
 // idempotencyTTL is how long an Idempotency-Key answer is kept (api.md §3.5).
 const idempotencyTTL = 24 * time.Hour
 
+// idempotencyAbandoned is the age at which a record still marked running
+// belongs to a request that died (the store failed under it and the record
+// could not be freed, or the process was killed): longer than any request
+// runs (the server's write timeout is 60 s). The key is then free again, so
+// a client retrying after a 503 is not refused with 409 for a day.
+const idempotencyAbandoned = 2 * time.Minute
+
 // idempotentCall is an add-messages request holding a running record.
 type idempotentCall struct {
 	scope, key string
@@ -29,8 +36,9 @@ func (s *server) beginIdempotent(c *call, key string) (*idempotentCall, *reply, 
 	if err != nil {
 		return nil, nil, err
 	}
-	if found && !existing.CreatedAt.IsZero() && s.now().Sub(existing.CreatedAt) >= idempotencyTTL {
-		// Expired but not yet purged: the key is free again.
+	age := s.now().Sub(existing.CreatedAt)
+	if found && !existing.CreatedAt.IsZero() && (age >= idempotencyTTL || (existing.Status == 0 && age >= idempotencyAbandoned)) {
+		// Expired but not yet purged, or abandoned: the key is free again.
 		if err := s.st.AbortIdempotent(ctx, rec.Scope, key); err != nil {
 			return nil, nil, err
 		}
