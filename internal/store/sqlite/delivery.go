@@ -113,7 +113,7 @@ func claim(w *wtx, req store.ClaimRequest) ([]store.Claim, error) {
 // and per-account caps; accounts that fill up are excluded from later pages
 // in SQL so the scan does not wade through their backlog.
 func chooseCandidates(w *wtx, req store.ClaimRequest, now int64) ([]candidate, error) {
-	type pair [2]string
+	type pair = [2]string
 	var excluded []pair
 	for key := range req.SkipAccounts {
 		tenantID, accountID, ok := store.SplitAccountKey(key)
@@ -128,6 +128,15 @@ func chooseCandidates(w *wtx, req store.ClaimRequest, now int64) ([]candidate, e
 	lastPri, lastCreated, lastSeq := int64(-1<<63), int64(-1<<63), int64(-1<<63)
 	page := int64(max(2*req.Limit, 64))
 	for range maxClaimScans {
+		if len(excluded) > 0 {
+			// With the filled and skipped accounts excluded, the next page
+			// would scan their whole backlog; stop when no other account
+			// has a queued message.
+			other, err := otherQueuedAccount(w, excluded)
+			if err != nil || !other {
+				return chosen, err
+			}
+		}
 		exList, err := jsonList(excluded)
 		if err != nil {
 			return nil, err
@@ -169,6 +178,30 @@ func chooseCandidates(w *wtx, req store.ClaimRequest, now int64) ([]candidate, e
 		}
 	}
 	return chosen, nil
+}
+
+// otherQueuedAccount reports whether an account outside excluded has a
+// queued message, walking the accounts with queued messages in key order
+// (at most len(excluded)+1 index seeks).
+func otherQueuedAccount(w *wtx, excluded [][2]string) (bool, error) {
+	skip := make(map[[2]string]bool, len(excluded))
+	for _, p := range excluded {
+		skip[p] = true
+	}
+	var tenantID, accountID string // "" sorts before every stored key
+	for range len(excluded) + 1 {
+		err := w.queryRow(qNextQueuedAccount, tenantID, accountID).Scan(&tenantID, &accountID)
+		if isNoRows(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if !skip[[2]string{tenantID, accountID}] {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // RenewLease extends the leases owner still holds and returns their pks, in

@@ -228,6 +228,14 @@ WHERE m.state = 0
 ORDER BY m.priority, m.created_at, m.seq
 LIMIT ?7`
 
+	// qNextQueuedAccount is the first account after (?1, ?2) with a queued
+	// message: one seek in messages_claim_accounts.
+	qNextQueuedAccount = `
+SELECT tenant_id, account_id FROM messages INDEXED BY messages_claim_accounts
+WHERE state = 0 AND (tenant_id, account_id) > (?1, ?2)
+ORDER BY tenant_id, account_id
+LIMIT 1`
+
 	qClaimRows = `
 UPDATE messages
 SET state = 1, lease_owner = ?1, lease_until = ?2, attempt = attempt + 1, deferred_until = NULL, updated_at = ?3

@@ -23,6 +23,7 @@ func claimCases() []testCase {
 		{"LimitTotal", testClaimLimit},
 		{"PerAccountCapAndBatchSize", testClaimPerAccountCap},
 		{"SkipAccounts", testClaimSkipAccounts},
+		{"BehindCappedBacklog", testClaimBehindCappedBacklog},
 		{"TenantFilter", testClaimTenantFilter},
 		{"LeaseExclusiveBetweenOwners", testClaimLeaseExclusive},
 		{"ExpiredLeaseReclaimedAndStaleOutcomeLost", testClaimExpiredLease},
