@@ -26,7 +26,7 @@ func recipients(to ...string) msgOption {
 // dashboardSeed stores, at now = at(200):
 //
 //	t1/acc:  p1 pending, d1 deferred to at(500), r1 rejected (error), p2 pending (batch B1, created at(10))
-//	t1/acc2: s1 sent at(61), e1 error at(125)
+//	t1/acc2: s1 sent at(61) and bounced at(150), e1 error at(125)
 //	t2/acc:  x1 pending (batch B1)
 func dashboardSeed(h *harness) {
 	h.t.Helper()
@@ -52,6 +52,11 @@ func dashboardSeed(h *harness) {
 			h.finish(c, store.OutcomeRelease, at(61), "")
 		}
 	}
+	s1 := h.record("t1", "s1")
+	if added, err := h.s.AddBounce(h.ctx, store.Event{MessagePK: s1.PK, At: at(150), Description: "5.1.1 user unknown",
+		Metadata: []byte(`{"bounce_type":"hard"}`)}); err != nil || !added {
+		h.t.Fatalf("AddBounce(s1) = %v, %v; want added", added, err)
+	}
 }
 
 func testDashboardOverview(t *testing.T, h *harness) {
@@ -63,7 +68,7 @@ func testDashboardOverview(t *testing.T, h *harness) {
 	}
 	wantCounts := []store.AccountCounts{
 		{TenantID: "t1", AccountID: "acc", Pending: 2, Deferred: 1, Error: 1},
-		{TenantID: "t1", AccountID: "acc2", Sent: 1, Error: 1},
+		{TenantID: "t1", AccountID: "acc2", Sent: 1, Error: 1, Bounced: 1},
 		{TenantID: "t2", AccountID: "acc", Pending: 1},
 	}
 	if diff := cmp.Diff(wantCounts, all.Counts); diff != "" {
@@ -135,7 +140,8 @@ func testDashboardSearch(t *testing.T, h *harness) {
 		{"deferred", store.MessageSearch{TenantID: "t1", State: store.StateDeferred}, []string{"d1"}},
 		{"sent", store.MessageSearch{TenantID: "t1", State: store.StateSent}, []string{"s1"}},
 		{"error", store.MessageSearch{TenantID: "t1", State: store.StateError}, []string{"r1", "e1"}},
-		{"bounced", store.MessageSearch{TenantID: "t1", State: store.StateBounced}, nil},
+		{"bounced", store.MessageSearch{TenantID: "t1", State: store.StateBounced}, []string{"s1"}},
+		{"bounced elsewhere", store.MessageSearch{TenantID: "t2", State: store.StateBounced}, nil},
 		{"account", store.MessageSearch{TenantID: "t1", AccountID: "acc2"}, []string{"e1", "s1"}},
 		{"batch across tenants", store.MessageSearch{BatchCode: "B1"}, []string{"p2", "x1"}},
 		{"exact id", store.MessageSearch{ID: "e1"}, []string{"e1"}},
