@@ -78,6 +78,8 @@ type Dispatcher struct {
 	fetch Fetcher
 	opts  Options
 	log   *slog.Logger
+	// claimFaults logs a database outage once, not on every claim round.
+	claimFaults store.FaultLog
 
 	kick    chan struct{} // buffered(1): new work may be due
 	done    chan struct{} // buffered: an attempt finished
@@ -186,8 +188,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		claimed := 0
 		if !d.opts.TestMode || draining {
 			n, err := d.claimRound(ctx, sendCtx, &workers)
-			if err != nil && ctx.Err() == nil {
-				d.log.Error("claim failed", "err", err)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				d.claimFaults.Failed(d.log, "claim failed", err)
+			case err == nil:
+				d.claimFaults.Succeeded(d.log, "claims")
 			}
 			claimed = n
 		}

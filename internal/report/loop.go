@@ -111,10 +111,12 @@ type Options struct {
 
 // Loop is the client-sync loop of one instance.
 type Loop struct {
-	st     store.Store
-	opts   Options
-	log    *slog.Logger
-	client *http.Client // admin-set origins and the global URL
+	st   store.Store
+	opts Options
+	log  *slog.Logger
+	// passFaults logs a database outage once, not on every pass.
+	passFaults store.FaultLog
+	client     *http.Client // admin-set origins and the global URL
 	// tenantClient posts to a client_base_url the tenant set itself.
 	tenantClient *http.Client
 
@@ -274,8 +276,10 @@ func (l *Loop) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			l.log.Warn("report pass failed", "err", err)
+			l.passFaults.Failed(l.log, "report pass failed", err)
 			l.scheduleAt("", l.opts.Now().Add(passErrorRetry))
+		} else {
+			l.passFaults.Succeeded(l.log, "report pass")
 		}
 		for _, j := range jobs {
 			l.dispatch(ctx, j)

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 )
 
 // Fault is a store failure that is a condition of the store, not of the
@@ -96,4 +99,41 @@ func sqlStateFault(code string) Fault {
 		return FaultUnavailable
 	}
 	return FaultNone
+}
+
+// FaultLog logs the store errors of a long-running loop: a store fault
+// once when it begins and once when it ends (not on every retry while the
+// database is away), any other error every time. Safe for concurrent use.
+type FaultLog struct {
+	mu    sync.Mutex
+	fault Fault
+	since time.Time
+}
+
+// Failed logs err (msg names the operation) unless it continues the
+// current store fault.
+func (l *FaultLog) Failed(log *slog.Logger, msg string, err error) {
+	f := FaultOf(err)
+	if f == FaultNone {
+		log.Error(msg, "err", err)
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fault == f {
+		return
+	}
+	l.fault, l.since = f, time.Now()
+	log.Error(msg+": store fault, retrying quietly until it ends", "fault", f.String(), "err", err)
+}
+
+// Succeeded ends a store fault, logging that it did.
+func (l *FaultLog) Succeeded(log *slog.Logger, msg string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fault == FaultNone {
+		return
+	}
+	log.Info(msg+": store recovered", "fault", l.fault.String(), "lasted", time.Since(l.since).Round(time.Millisecond).String())
+	l.fault = FaultNone
 }

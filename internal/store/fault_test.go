@@ -1,11 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -46,5 +49,24 @@ func TestFaultOf(t *testing.T) {
 		if got := FaultOf(tc.err); got != tc.want {
 			t.Errorf("%s: FaultOf(%v) = %v, want %v", tc.name, tc.err, got, tc.want)
 		}
+	}
+}
+
+func TestFaultLogOneLinePerChange(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	var l FaultLog
+	down := fmt.Errorf("claim: %w", syscall.ECONNREFUSED)
+	for range 5 {
+		l.Failed(log, "claim failed", down)
+	}
+	l.Succeeded(log, "claims")
+	l.Succeeded(log, "claims")
+	l.Failed(log, "claim failed", errors.New("a bug"))
+	l.Failed(log, "claim failed", errors.New("a bug"))
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 4 || !strings.Contains(lines[0], "store fault") || !strings.Contains(lines[1], "store recovered") {
+		t.Errorf("log:\n%s\nwant: one fault line, one recovery line, two lines for the two other errors", buf.String())
 	}
 }
