@@ -320,6 +320,9 @@ func (s *server) addAccount(c *call) (any, error) {
 	if err := checkDKIMComplete(acct); err != nil {
 		return nil, err
 	}
+	if f.has("host") {
+		acct.HostByTenant = !c.p.Admin // judged at dial under GMP_ACCOUNT_TARGETS_PUBLIC_ONLY
+	}
 	if err := s.st.UpsertAccount(c.ctx(), acct); err != nil {
 		return nil, s.accountError(err, tenant)
 	}
@@ -355,6 +358,9 @@ func (s *server) updateAccount(c *call) (any, error) {
 	applyAccount(f, &acct, true)
 	if err := checkDKIMComplete(acct); err != nil {
 		return nil, err
+	}
+	if f.has("host") {
+		acct.HostByTenant = !c.p.Admin // judged at dial under GMP_ACCOUNT_TARGETS_PUBLIC_ONLY
 	}
 	if err := s.st.UpsertAccount(c.ctx(), acct); err != nil {
 		return nil, s.accountError(err, c.tenantID)

@@ -79,5 +79,25 @@ func TestAccountHostPolicy(t *testing.T) {
 			}
 		}
 		e.must(200, "POST", "/account", key, map[string]any{"id": "smtp", "host": "93.184.215.14", "port": 25})
+		// Who set the host is stored, for the dial-time policy.
+		hostByTenant := func(id string) bool {
+			t.Helper()
+			a, err := e.st.GetAccount(context.Background(), "acme", id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return a.HostByTenant
+		}
+		if !hostByTenant("smtp") || hostByTenant("relay") {
+			t.Fatalf("HostByTenant: tenant's account %v, admin's %v; want true, false", hostByTenant("smtp"), hostByTenant("relay"))
+		}
+		e.must(200, "PUT", "/account/smtp", key, map[string]any{"ttl": 60})
+		if !hostByTenant("smtp") {
+			t.Fatal("a PUT without host cleared HostByTenant")
+		}
+		e.must(200, "POST", "/account", adminToken, map[string]any{"id": "smtp", "tenant_id": "acme", "host": "93.184.215.14", "port": 25})
+		if hostByTenant("smtp") {
+			t.Fatal("the admin rewriting host kept HostByTenant")
+		}
 	}
 }

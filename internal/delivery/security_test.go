@@ -112,3 +112,21 @@ func TestPublicHidesDialErrors(t *testing.T) {
 		t.Fatalf("Public() of a reply = %q", got)
 	}
 }
+
+// TestTenantTargetPolicyAtDial: an account whose host a tenant key set is
+// dialled through TenantTargetPolicy (public-only under
+// GMP_ACCOUNT_TARGETS_PUBLIC_ONLY), so a name that later resolves to a
+// private address is still refused; the admin's accounts keep local relays.
+func TestTenantTargetPolicyAtDial(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{sender: delivery.SenderOptions{TenantTargetPolicy: &netguard.Policy{Level: netguard.Public}}})
+	b.mustSend(t, payload("m1")) // set by the admin: loopback relay
+	b.acct.HostByTenant = true
+	_, err := b.send(t, payload("m2"))
+	if de := asError(t, err); !de.Permanent || de.Public() != "Connection failed: address not allowed" {
+		t.Fatalf("tenant-set loopback host: %q %+v, want a permanent refusal", de.Public(), de)
+	}
+	if n := b.srv.Count(); n != 1 {
+		t.Fatalf("server accepted %d messages, want 1 (the admin account's)", n)
+	}
+}

@@ -75,6 +75,10 @@ type SenderOptions struct {
 	// netguard.Private: relays on loopback and private networks work,
 	// link-local and cloud metadata addresses never.
 	TargetPolicy *netguard.Policy
+	// TenantTargetPolicy replaces TargetPolicy for accounts whose host was
+	// set with a tenant key (Account.HostByTenant); nil: TargetPolicy. The
+	// instance sets it to public-only under GMP_ACCOUNT_TARGETS_PUBLIC_ONLY.
+	TenantTargetPolicy *netguard.Policy
 	// AUTH is never sent in clear when use_tls is unset and the server
 	// offers no STARTTLS, unless the account says tls_verify false or the
 	// server is on a loopback address (this machine). NoLoopbackClearAuth
@@ -85,9 +89,10 @@ type SenderOptions struct {
 
 // Sender sends messages over pooled connections. Safe for concurrent use.
 type Sender struct {
-	opts     SenderOptions
-	dialer   *net.Dialer
-	dkimKeys sync.Map // sha256 of the PEM text → crypto.Signer
+	opts         SenderOptions
+	dialer       *net.Dialer // TargetPolicy
+	tenantDialer *net.Dialer // TenantTargetPolicy: hosts set with a tenant key
+	dkimKeys     sync.Map    // sha256 of the PEM text → crypto.Signer
 }
 
 // NewSender makes a Sender; it starts no goroutines.
@@ -121,7 +126,11 @@ func NewSender(opts SenderOptions) (*Sender, error) {
 	if opts.TargetPolicy != nil {
 		policy = *opts.TargetPolicy
 	}
-	return &Sender{opts: opts, dialer: policy.Dialer(opts.DialTimeout)}, nil
+	tenantPolicy := policy
+	if opts.TenantTargetPolicy != nil {
+		tenantPolicy = *opts.TenantTargetPolicy
+	}
+	return &Sender{opts: opts, dialer: policy.Dialer(opts.DialTimeout), tenantDialer: tenantPolicy.Dialer(opts.DialTimeout)}, nil
 }
 
 // Refusal is one recipient the server refused while others were accepted.
@@ -167,6 +176,9 @@ func (s *Sender) PoolKey(a store.Account) smtppool.Key {
 	mode := s.tlsMode(a)
 	if !a.TLSVerify && mode != modePlain {
 		mode += "-noverify"
+	}
+	if a.HostByTenant { // dialled through another policy: never share its connections
+		mode += "-tenant"
 	}
 	return smtppool.Key{
 		Account:      store.AccountKey(a.TenantID, a.ID),
@@ -361,7 +373,11 @@ func (s *Sender) dial(ctx context.Context, acct store.Account) (_ *smtp.Client, 
 		return nil, nil, &Error{Permanent: true, Command: "dial",
 			Err: errors.New("account has no valid SMTP host and port: " + net.JoinHostPort(acct.Host, strconv.Itoa(acct.Port)))}
 	}
-	raw, err := s.dialer.DialContext(ctx, "tcp", net.JoinHostPort(acct.Host, strconv.Itoa(acct.Port)))
+	dialer := s.dialer
+	if acct.HostByTenant {
+		dialer = s.tenantDialer
+	}
+	raw, err := dialer.DialContext(ctx, "tcp", net.JoinHostPort(acct.Host, strconv.Itoa(acct.Port)))
 	if err != nil {
 		return nil, nil, classifyAt("dial", err)
 	}

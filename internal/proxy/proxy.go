@@ -40,6 +40,7 @@ import (
 	"github.com/mailproxy/mailproxy/internal/config"
 	"github.com/mailproxy/mailproxy/internal/delivery"
 	"github.com/mailproxy/mailproxy/internal/metrics"
+	"github.com/mailproxy/mailproxy/internal/netguard"
 	"github.com/mailproxy/mailproxy/internal/queue"
 	"github.com/mailproxy/mailproxy/internal/report"
 	"github.com/mailproxy/mailproxy/internal/smtppool"
@@ -106,8 +107,12 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	})
 
 	pool := smtppool.New(smtppool.Options{Size: cfg.PoolSize, Logger: log.With("component", "smtppool")})
-	sender, err := delivery.NewSender(delivery.SenderOptions{Pool: pool, ResetAfterSuccess: cfg.SMTPResetAfterMessage,
-		Logger: log.With("component", "delivery")})
+	senderOpts := delivery.SenderOptions{Pool: pool, ResetAfterSuccess: cfg.SMTPResetAfterMessage,
+		Logger: log.With("component", "delivery")}
+	if cfg.AccountTargetsPublicOnly {
+		senderOpts.TenantTargetPolicy = &netguard.Policy{Level: netguard.Public}
+	}
+	sender, err := delivery.NewSender(senderOpts)
 	if err != nil {
 		return fmt.Errorf("smtp sender: %w", err)
 	}

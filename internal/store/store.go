@@ -134,8 +134,11 @@ type Account struct {
 	DKIMDomain     string
 	DKIMSelector   string
 	DKIMPrivateKey string
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// HostByTenant: host was last set with the tenant's own API key. With
+	// GMP_ACCOUNT_TARGETS_PUBLIC_ONLY such a host must be public, at dial too.
+	HostByTenant bool
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 
 	// CredentialsError is set (never stored) when a stored password could not
 	// be decrypted: Password/IMAPPassword are then empty and must not be used.

@@ -15,7 +15,7 @@ func accountDest(a *store.Account, created, updated *int64) []any {
 	return []any{&a.TenantID, &a.ID, &a.Host, &a.Port, &a.User, &a.Password, &a.TTL, &a.LimitPerMinute,
 		&a.LimitPerHour, &a.LimitPerDay, &a.LimitBehavior, &a.UseTLS, &a.TLSVerify, &a.BatchSize, &a.IsPECAccount,
 		&a.IMAPHost, &a.IMAPPort, &a.IMAPUser, &a.IMAPPassword, &a.IMAPSSL, created, updated,
-		&a.DKIMDomain, &a.DKIMSelector, &a.DKIMPrivateKey}
+		&a.DKIMDomain, &a.DKIMSelector, &a.DKIMPrivateKey, &a.HostByTenant}
 }
 
 func scanAccount(sc scanner) (store.Account, error) {
@@ -40,7 +40,7 @@ func (s *Store) UpsertAccount(ctx context.Context, a store.Account) error {
 	_, err := s.pool.Exec(ctx, qUpsertAccount, a.TenantID, a.ID, a.Host, a.Port, a.User, a.Password, a.TTL,
 		a.LimitPerMinute, a.LimitPerHour, a.LimitPerDay, a.LimitBehavior, a.UseTLS, a.TLSVerify, a.BatchSize,
 		a.IsPECAccount, a.IMAPHost, a.IMAPPort, a.IMAPUser, a.IMAPPassword, a.IMAPSSL, ms(created), ms(updated),
-		a.DKIMDomain, a.DKIMSelector, a.DKIMPrivateKey)
+		a.DKIMDomain, a.DKIMSelector, a.DKIMPrivateKey, a.HostByTenant)
 	if isForeignKey(err) {
 		return fmt.Errorf("postgres: upsert account %q: tenant %q: %w", a.ID, a.TenantID, store.ErrTenantNotFound)
 	}

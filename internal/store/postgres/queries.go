@@ -98,15 +98,15 @@ const (
 	accountCols = `a.tenant_id, a.id, a.host, a.port, a.username, a.password, a.ttl, a.limit_per_minute,
        a.limit_per_hour, a.limit_per_day, a.limit_behavior, a.use_tls, a.tls_verify, a.batch_size,
        a.is_pec_account, a.imap_host, a.imap_port, a.imap_user, a.imap_password, a.imap_ssl, a.created_at,
-       a.updated_at, a.dkim_domain, a.dkim_selector, a.dkim_private_key`
+       a.updated_at, a.dkim_domain, a.dkim_selector, a.dkim_private_key, a.host_by_tenant`
 
 	qUpsertAccount = `
 INSERT INTO accounts (tenant_id, id, host, port, username, password, ttl, limit_per_minute, limit_per_hour,
                       limit_per_day, limit_behavior, use_tls, tls_verify, batch_size, is_pec_account, imap_host,
                       imap_port, imap_user, imap_password, imap_ssl, created_at, updated_at, dkim_domain,
-                      dkim_selector, dkim_private_key)
+                      dkim_selector, dkim_private_key, host_by_tenant)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
-        $23, $24, $25)
+        $23, $24, $25, $26)
 ON CONFLICT (tenant_id, id) DO UPDATE SET
     host = excluded.host, port = excluded.port, username = excluded.username, password = excluded.password,
     ttl = excluded.ttl, limit_per_minute = excluded.limit_per_minute, limit_per_hour = excluded.limit_per_hour,
@@ -115,7 +115,7 @@ ON CONFLICT (tenant_id, id) DO UPDATE SET
     is_pec_account = excluded.is_pec_account, imap_host = excluded.imap_host, imap_port = excluded.imap_port,
     imap_user = excluded.imap_user, imap_password = excluded.imap_password, imap_ssl = excluded.imap_ssl,
     updated_at = excluded.updated_at, dkim_domain = excluded.dkim_domain, dkim_selector = excluded.dkim_selector,
-    dkim_private_key = excluded.dkim_private_key`
+    dkim_private_key = excluded.dkim_private_key, host_by_tenant = excluded.host_by_tenant`
 
 	// claimAccountCols are accountCols for a LEFT JOIN: NOT NULL columns
 	// read as zero values when the account is missing.
@@ -125,7 +125,7 @@ ON CONFLICT (tenant_id, id) DO UPDATE SET
        coalesce(a.tls_verify, false), a.batch_size, coalesce(a.is_pec_account, false), a.imap_host, a.imap_port,
        a.imap_user, coalesce(a.imap_password, ''), a.imap_ssl, coalesce(a.created_at, 0),
        coalesce(a.updated_at, 0), coalesce(a.dkim_domain, ''), coalesce(a.dkim_selector, ''),
-       coalesce(a.dkim_private_key, '')`
+       coalesce(a.dkim_private_key, ''), coalesce(a.host_by_tenant, false)`
 
 	qGetAccount    = `SELECT ` + accountCols + ` FROM accounts a WHERE a.tenant_id = $1 AND a.id = $2`
 	qListAccounts  = `SELECT ` + accountCols + ` FROM accounts a WHERE ($1 = '' OR a.tenant_id = $1) ORDER BY a.tenant_id, a.id`

@@ -13,13 +13,13 @@ func scanAccount(sc scanner) (store.Account, error) {
 		a                                  store.Account
 		perMin, perHour, perDay, batchSize sql.NullInt64
 		useTLS, imapPort, imapSSL          sql.NullInt64
-		tlsVerify, isPEC                   int64
+		tlsVerify, isPEC, hostByTenant     int64
 		imapHost, imapUser                 sql.NullString
 		created, updated                   int64
 	)
 	err := sc.Scan(&a.TenantID, &a.ID, &a.Host, &a.Port, &a.User, &a.Password, &a.TTL, &perMin, &perHour,
 		&perDay, &a.LimitBehavior, &useTLS, &tlsVerify, &batchSize, &isPEC, &imapHost, &imapPort, &imapUser,
-		&a.IMAPPassword, &imapSSL, &created, &updated, &a.DKIMDomain, &a.DKIMSelector, &a.DKIMPrivateKey)
+		&a.IMAPPassword, &imapSSL, &created, &updated, &a.DKIMDomain, &a.DKIMSelector, &a.DKIMPrivateKey, &hostByTenant)
 	if err != nil {
 		return store.Account{}, err
 	}
@@ -30,6 +30,7 @@ func scanAccount(sc scanner) (store.Account, error) {
 	a.TLSVerify = tlsVerify != 0
 	a.BatchSize = intPtr(batchSize)
 	a.IsPECAccount = isPEC != 0
+	a.HostByTenant = hostByTenant != 0
 	a.IMAPHost = strPtr(imapHost)
 	a.IMAPPort = intPtr(imapPort)
 	a.IMAPUser = strPtr(imapUser)
@@ -58,7 +59,7 @@ func (s *Store) UpsertAccount(ctx context.Context, a store.Account) error {
 			nullInt(a.LimitPerMinute), nullInt(a.LimitPerHour), nullInt(a.LimitPerDay), a.LimitBehavior,
 			nullBool(a.UseTLS), boolInt(a.TLSVerify), nullInt(a.BatchSize), boolInt(a.IsPECAccount),
 			nullStr(a.IMAPHost), nullInt(a.IMAPPort), nullStr(a.IMAPUser), a.IMAPPassword, nullBool(a.IMAPSSL),
-			ms(created), ms(updated), a.DKIMDomain, a.DKIMSelector, a.DKIMPrivateKey)
+			ms(created), ms(updated), a.DKIMDomain, a.DKIMSelector, a.DKIMPrivateKey, boolInt(a.HostByTenant))
 		return err
 	})
 	if err != nil {

@@ -88,13 +88,14 @@ WHERE tenant_id = ?1 AND final_at IS NULL AND (?2 IS NULL OR batch_code = ?2)`
 const (
 	accountCols = `tenant_id, id, host, port, username, password, ttl, limit_per_minute, limit_per_hour,
        limit_per_day, limit_behavior, use_tls, tls_verify, batch_size, is_pec_account, imap_host, imap_port,
-       imap_user, imap_password, imap_ssl, created_at, updated_at, dkim_domain, dkim_selector, dkim_private_key`
+       imap_user, imap_password, imap_ssl, created_at, updated_at, dkim_domain, dkim_selector, dkim_private_key,
+       host_by_tenant`
 
 	qAccountExists = `SELECT 1 FROM accounts WHERE tenant_id = ? AND id = ?`
 
 	qUpsertAccount = `
 INSERT INTO accounts (` + accountCols + `)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (tenant_id, id) DO UPDATE SET
     host = excluded.host, port = excluded.port, username = excluded.username, password = excluded.password,
     ttl = excluded.ttl, limit_per_minute = excluded.limit_per_minute, limit_per_hour = excluded.limit_per_hour,
@@ -103,7 +104,7 @@ ON CONFLICT (tenant_id, id) DO UPDATE SET
     is_pec_account = excluded.is_pec_account, imap_host = excluded.imap_host, imap_port = excluded.imap_port,
     imap_user = excluded.imap_user, imap_password = excluded.imap_password, imap_ssl = excluded.imap_ssl,
     updated_at = excluded.updated_at, dkim_domain = excluded.dkim_domain, dkim_selector = excluded.dkim_selector,
-    dkim_private_key = excluded.dkim_private_key`
+    dkim_private_key = excluded.dkim_private_key, host_by_tenant = excluded.host_by_tenant`
 
 	qGetAccount    = `SELECT ` + accountCols + ` FROM accounts WHERE tenant_id = ? AND id = ?`
 	qListAccounts  = `SELECT ` + accountCols + ` FROM accounts WHERE (?1 = '' OR tenant_id = ?1) ORDER BY tenant_id, id`

@@ -48,6 +48,7 @@ func testAccountsUpsertGetReplace(t *testing.T, h *harness) {
 		DKIMDomain:     "example.com",
 		DKIMSelector:   "mail2026",
 		DKIMPrivateKey: "-----BEGIN PRIVATE KEY-----\nstored as given\n-----END PRIVATE KEY-----",
+		HostByTenant:   true,
 	}
 	if err := h.s.UpsertAccount(h.ctx, full); err != nil {
 		t.Fatalf("UpsertAccount: %v", err)

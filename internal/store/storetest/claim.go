@@ -108,6 +108,7 @@ func testClaimSetsLease(t *testing.T, h *harness) {
 	h.tenant("t1")
 	h.account("t1", "acc", func(a *store.Account) {
 		a.DKIMDomain, a.DKIMSelector, a.DKIMPrivateKey = "example.com", "s1", "key-acc"
+		a.HostByTenant = true
 	})
 	pk := h.enqueueQueued(at(0), msg("t1", "m1", "acc", batch("b1")))[0]
 	req := claimReq("inst-a", at(5))
@@ -133,6 +134,9 @@ func testClaimSetsLease(t *testing.T, h *harness) {
 	}
 	if a.TenantID != "t1" || a.ID != "acc" || a.Host != "127.0.0.1" || a.Port != 2525 || a.Password != "secret-acc" {
 		t.Errorf("Claim.Account = %+v, want t1/acc at 127.0.0.1:2525 with its password", *a)
+	}
+	if !a.HostByTenant {
+		t.Error("Claim.Account HostByTenant = false, want the stored true")
 	}
 	if a.DKIMDomain != "example.com" || a.DKIMSelector != "s1" || a.DKIMPrivateKey != "key-acc" {
 		t.Errorf("Claim.Account DKIM = %q %q %q, want the stored ones", a.DKIMDomain, a.DKIMSelector, a.DKIMPrivateKey)
