@@ -4,8 +4,13 @@ STATICCHECK_VERSION ?= v0.8.2
 
 .PHONY: build test check fmt vet staticcheck bench run
 
+# Version and commit stamped into the binary (`mail-proxy version`); the Dockerfile passes the same.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X github.com/mailproxy/mailproxy/internal/cli.version=$(VERSION) -X github.com/mailproxy/mailproxy/internal/cli.commit=$(COMMIT)
+
 build:
-	CGO_ENABLED=0 $(GO) build -o bin/mail-proxy ./cmd/mail-proxy
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/mail-proxy ./cmd/mail-proxy
 	CGO_ENABLED=0 $(GO) build -o bin/example-client ./cmd/example-client
 
 # The whole suite (README's test command). PostgreSQL tests run when

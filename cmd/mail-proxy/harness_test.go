@@ -28,7 +28,15 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "mail-proxy")
-	build := exec.Command("go", "build", "-o", binary, ".")
+	// Built as the Dockerfile builds it (static, version stamped), so every
+	// end-to-end test runs the binary the image ships.
+	ldflags, err := dockerfileLDFlags()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	build := exec.Command("go", "build", "-ldflags", ldflags, "-o", binary, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build mail-proxy:", err)
@@ -57,7 +65,13 @@ var listenRE = regexp.MustCompile(`mail-proxy listening.*addr=([0-9.]+:[0-9]+)`)
 // loopback port and waits until it answers /health.
 func startProxy(t *testing.T, env map[string]string) *proc {
 	t.Helper()
-	cmd := exec.Command(binary, "serve")
+	return startProxyBinary(t, binary, env)
+}
+
+// startProxyBinary is startProxy with another build of mail-proxy.
+func startProxyBinary(t *testing.T, bin string, env map[string]string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, "serve")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
 		"GMP_HOST=127.0.0.1", "GMP_PORT=0", "GMP_API_TOKEN=" + adminToken}
 	for k, v := range env {

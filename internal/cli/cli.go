@@ -52,7 +52,8 @@ type root struct {
 	globals
 
 	Serve     serveCmd   `cmd:"" help:"Run the mail proxy service."`
-	Version   versionCmd `cmd:"" help:"Print the version."`
+	Version   versionCmd `cmd:"" help:"Print the version and commit."`
+	Health    healthCmd  `cmd:"" help:"Exit 0 when the instance at --url answers /health (container health checks)."`
 	ConfigCmd configCmd  `cmd:"" name:"config" help:"Print every configuration variable with its value, default and meaning."`
 	GenKey    genKeyCmd  `cmd:"" name:"gen-key" help:"Print a new encryption key (base64 of 32 random bytes)."`
 	TokenCmd  tokenCmd   `cmd:"" name:"token" help:"Show the stored admin token (local, reads the store)."`
@@ -190,8 +191,11 @@ func (e *env) loadConfig() (config.Config, []string, error) {
 	return cfg, warnings, nil
 }
 
-// buildVersion is the module version, or the VCS revision for a development build.
+// buildVersion is the stamped version, else the module version, else the VCS revision of a development build.
 func buildVersion() string {
+	if version != "" {
+		return version
+	}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "unknown"

@@ -253,3 +253,13 @@ func TestProgressOnlyOnATerminal(t *testing.T) {
 		t.Errorf("non-terminal output: %q", pipe.String())
 	}
 }
+
+// TestHealthCommand: what the container HEALTHCHECK runs; no token needed.
+func TestHealthCommand(t *testing.T) {
+	env := startInstance(t)
+	r := run(t, map[string]string{"GMP_URL": env["GMP_URL"]}, "health")
+	if r.code != 0 || !strings.Contains(r.stdout, "healthy") {
+		t.Errorf("health of a running instance: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	mustFail(t, map[string]string{"GMP_URL": "http://" + closedPort(t)}, ExitUnreachable, "", "health")
+}

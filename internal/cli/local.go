@@ -58,16 +58,6 @@ func applyDB(cfg *config.Config, db string) {
 	}
 }
 
-type versionCmd struct{}
-
-func (versionCmd) Run(e *env) error {
-	if e.flags.JSON {
-		return writeJSON(e.stdout, map[string]string{"version": buildVersion()})
-	}
-	_, err := fmt.Fprintf(e.stdout, "mail-proxy %s\n", buildVersion())
-	return err
-}
-
 type configCmd struct {
 	Markdown bool `help:"Print the configuration reference (docs/configuration.md) instead: every variable, default and meaning."`
 }
