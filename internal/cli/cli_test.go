@@ -196,7 +196,8 @@ func TestServeRejectsInvalidConfiguration(t *testing.T) {
 		{map[string]string{"GMP_TEST_MODE": "perhaps"}, nil, "GMP_TEST_MODE"},
 		{map[string]string{"MAIL_PROXY_ENCRYPTION_KEY": "dG9vIHNob3J0"}, nil, "MAIL_PROXY_ENCRYPTION_KEY"},
 		{map[string]string{"GMP_CONFIG_FILE": "/nonexistent/mail-proxy.ini"}, nil, "/nonexistent/mail-proxy.ini"},
-		{map[string]string{"GMP_BOUNCE_ENABLED": "true"}, nil, "GMP_BOUNCE_ENABLED: bounce processing is not implemented"},
+		{map[string]string{"GMP_BOUNCE_ENABLED": "true"}, nil, "GMP_BOUNCE_IMAP_HOST"},
+		{map[string]string{"GMP_PEC_ACCEPTANCE_TIMEOUT": "600"}, nil, "GMP_PEC_ACCEPTANCE_TIMEOUT"},
 		{nil, []string{"--config", "/nonexistent/flag.ini"}, "/nonexistent/flag.ini"},
 	} {
 		t.Run(tc.want+strings.Join(tc.args, ""), func(t *testing.T) {
