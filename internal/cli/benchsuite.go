@@ -64,7 +64,7 @@ type benchSuiteCmd struct {
 	Only           []string      `help:"Run only these groups: single, batch, growth, drain, together, rss, latency, size (comma-separated)." placeholder:"GROUP"`
 	Dir            string        `help:"Directory for the SQLite files (default: a temporary one, removed afterwards)." placeholder:"DIR"`
 	Timeout        time.Duration `default:"30m" help:"Give up after this long." placeholder:"D"`
-	Profile        string        `help:"Write CPU profiles of the services (the first seconds of the 16-client, batch and drain runs) into this directory." placeholder:"DIR"`
+	Profile        string        `help:"Write CPU profiles of the services (the first seconds of the 16-client, batch, growth and drain runs) into this directory." placeholder:"DIR"`
 	ProfileSeconds int           `name:"profile-seconds" default:"5" help:"Length of each --profile CPU profile." placeholder:"S"`
 }
 
@@ -338,11 +338,15 @@ func (s *suite) runGrowth(ctx context.Context) error {
 	if _, err := p.enqueueAs(ctx, fill, s.sizes.prefill, 1000, 4); err != nil {
 		return fmt.Errorf("pre-fill: %w", err)
 	}
+	wait := p.profile(ctx, "growth-single16")
 	single, err := p.enqueue(ctx, s.sizes.single, 1, 16)
+	wait()
 	if err != nil {
 		return err
 	}
+	wait = p.profile(ctx, "growth-batch")
 	batch, err := p.enqueue(ctx, s.sizes.batch, 100, 4)
+	wait()
 	if err != nil {
 		return err
 	}
