@@ -538,8 +538,11 @@ func TestServerDownThenUp(t *testing.T) {
 // the lease while it holds the claim, so another instance cannot take it.
 func TestLongSendKeepsItsLease(t *testing.T) {
 	t.Parallel()
+	// DATA is held until the lease checks are done, so a busy machine
+	// cannot finish the send (and clear the lease) halfway through them.
+	release := make(chan struct{})
 	b := setup(t, Options{Lease: 300 * time.Millisecond}, nil,
-		testsmtp.Delay(testsmtp.StageData, 2*time.Second).Next(1))
+		testsmtp.Hold(testsmtp.StageData, release).Next(1))
 	b.enqueue(t, store.NewMessage{ID: "slow"})
 	b.run()
 	waitFor(t, "the claim", func() bool { return b.record(t, "slow").LeaseOwner != "" })
@@ -561,6 +564,7 @@ func TestLongSendKeepsItsLease(t *testing.T) {
 	if len(other) != 0 {
 		t.Fatalf("another instance claimed a message still being sent: %+v", other[0].Message)
 	}
+	close(release)
 	waitFor(t, "the slow send", func() bool { return len(b.events(t, "slow")) == 1 })
 	if ev := b.events(t, "slow"); ev[0] != "sent:" || b.srv.Count() != 1 {
 		t.Fatalf("events %v, %d accepted; want sent once", ev, b.srv.Count())

@@ -30,17 +30,17 @@ func (l *listener) Accept() (net.Conn, error) {
 		}
 		switch f.Action {
 		case ActionDelay:
-			tc.greetDelay = f.Delay
+			tc.greetDelay, tc.greetRelease = f.Delay, f.Release
 			return tc, nil
 		case ActionStall:
 			// Keep it open and silent; Down or Close releases it.
 			continue
 		case ActionReply:
-			tc.greetDelay = f.Delay
+			tc.greetDelay, tc.greetRelease = f.Delay, f.Release
 			// Written from a goroutine so a delay never blocks Accept.
 			l.srv.goSafe(func() {
 				e := f.smtpError()
-				tc.sleep(f.Delay)
+				tc.sleep(f.Delay, f.Release)
 				if _, err := fmt.Fprintf(tc, "%d %s\r\n", e.Code, replyText(f, e.Message)); err != nil {
 					l.srv.log.Debug("testsmtp: connect reply", "err", err)
 				}
@@ -49,7 +49,7 @@ func (l *listener) Accept() (net.Conn, error) {
 			continue
 		default: // ActionDrop
 			l.srv.goSafe(func() {
-				tc.sleep(f.Delay)
+				tc.sleep(f.Delay, f.Release)
 				_ = tc.Close()
 			})
 			continue
@@ -76,12 +76,13 @@ func replyText(f Fault, msg string) string {
 // read them in clear (plain sessions, implicit TLS; not after STARTTLS).
 type trackedConn struct {
 	net.Conn
-	id         int64
-	srv        *Server
-	tls        bool
-	greetDelay time.Duration
-	closed     chan struct{}
-	closeOnce  sync.Once
+	id           int64
+	srv          *Server
+	tls          bool
+	greetDelay   time.Duration
+	greetRelease <-chan struct{}
+	closed       chan struct{}
+	closeOnce    sync.Once
 
 	mu      sync.Mutex // guards the scanner below
 	wrote   bool
@@ -108,7 +109,7 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 	}
 	c.mu.Unlock()
 	if first {
-		c.sleep(c.greetDelay)
+		c.sleep(c.greetDelay, c.greetRelease)
 	}
 	return c.Conn.Write(p)
 }
@@ -125,7 +126,7 @@ func (c *trackedConn) Close() error {
 }
 
 // sleep waits d or until the connection closes.
-func (c *trackedConn) sleep(d time.Duration) {
+func (c *trackedConn) sleep(d time.Duration, release <-chan struct{}) {
 	if d <= 0 {
 		return
 	}
@@ -134,6 +135,7 @@ func (c *trackedConn) sleep(d time.Duration) {
 	select {
 	case <-t.C:
 	case <-c.closed:
+	case <-release: // nil without a Release: never ready
 	}
 }
 

@@ -50,14 +50,17 @@ const (
 // occurrence Nth on (default the first), at most Times times (0 = no limit),
 // and each time only with Probability (0 = always).
 type Fault struct {
-	Stage       Stage
-	Action      Action
-	Code        int    // reply code for ActionReply
-	Enhanced    string // "4.3.0"; "" = derived from the code
-	Text        string
-	Rcpt        string        // RCPT only: match this address (case-insensitive); "" = any
-	Delay       time.Duration // waited before acting (every action)
-	AfterBytes  int           // DATA + ActionDrop: body bytes read before dropping
+	Stage    Stage
+	Action   Action
+	Code     int    // reply code for ActionReply
+	Enhanced string // "4.3.0"; "" = derived from the code
+	Text     string
+	Rcpt     string        // RCPT only: match this address (case-insensitive); "" = any
+	Delay    time.Duration // waited before acting (every action)
+	// Release, when set, ends the wait early once closed: a test holds a
+	// stage for as long as it needs instead of guessing a duration.
+	Release     <-chan struct{}
+	AfterBytes  int // DATA + ActionDrop: body bytes read before dropping
 	Nth         int
 	Times       int
 	Probability float64
@@ -77,6 +80,12 @@ func Stall(stage Stage) Fault { return Fault{Stage: stage, Action: ActionStall} 
 // Delay returns a fault that slows stage down by d and then proceeds.
 func Delay(stage Stage, d time.Duration) Fault {
 	return Fault{Stage: stage, Action: ActionDelay, Delay: d}
+}
+
+// Hold returns a fault that keeps stage waiting until release is closed (or
+// the connection closes), then proceeds.
+func Hold(stage Stage, release <-chan struct{}) Fault {
+	return Fault{Stage: stage, Action: ActionDelay, Delay: time.Hour, Release: release}
 }
 
 // ForRcpt restricts a RCPT fault to one recipient address.

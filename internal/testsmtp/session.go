@@ -62,7 +62,7 @@ func (ss *session) apply(stage Stage, rcpt string) error {
 }
 
 func (ss *session) act(f Fault) error {
-	ss.tc.sleep(f.Delay)
+	ss.tc.sleep(f.Delay, f.Release)
 	switch f.Action {
 	case ActionDelay:
 		return nil
