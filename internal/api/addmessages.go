@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -200,6 +201,8 @@ func (s *server) parseAddMessages(top map[string]json.RawMessage, is *issues) (i
 	// Fast path: every element an object, decoded in one pass.
 	var objs []map[string]json.RawMessage
 	if json.Unmarshal(raw, &objs) == nil {
+		delete(top, "messages") // decoded: this copy may go
+		raw = nil
 		items = make([]item, 0, len(objs))
 		for i, m := range objs {
 			loc := []any{"body", "messages", i}
@@ -634,8 +637,14 @@ func (s *server) addMessages(c *call) (any, error) {
 		}
 		return nil, invalid(append(is.list, aerr.detail.([]issue)...))
 	}
-	c.logPayload = c.body
+	// What the log and the Idempotency-Key need of the body is taken now,
+	// so that its bytes can go before its messages are decoded (a large
+	// body is otherwise held two or three times over).
+	c.logPayload = boundedLog(c.body)
+	sum := sha256.Sum256(c.body)
+	c.bodySum, c.body = sum[:], nil
 	items, defaultPrio := s.parseAddMessages(top, &is)
+	top = nil
 	if !c.p.Admin {
 		c.tenantID = c.p.TenantID
 	}

@@ -55,6 +55,9 @@ type Deps struct {
 	// ReloadBounce makes the bounce poller re-read its settings (nil-safe).
 	ReloadBounce func()
 	Pools        func() []smtppool.KeyState // the SMTP pool's state for the dashboard (nil = none shown)
+	// BodyWait bounds the wait for room among the request bodies being
+	// decoded (GMP_MAX_REQUEST_MB in total) before a 503; 0 = 20 s.
+	BodyWait time.Duration
 }
 
 // server is the API's state; one per New.
@@ -70,6 +73,7 @@ type server struct {
 	defaultPriority int
 	pending         pendingRefresher
 	storeHealth     storeHealth
+	bodies          *bodyBudget
 	mux             *http.ServeMux
 	// tenantGen counts tenant changes made through this API (suspend,
 	// activate, update, delete), so caches of tenant state know when to drop.
@@ -110,6 +114,7 @@ func New(d Deps) (http.Handler, error) {
 	if s.maxBody <= 0 {
 		s.maxBody = 64 << 20
 	}
+	s.bodies = newBodyBudget(s.maxBody, d.BodyWait)
 	if s.maxBatch <= 0 {
 		s.maxBatch = 1000
 	}

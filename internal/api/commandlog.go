@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/mailproxy/mailproxy/internal/store"
 )
@@ -144,17 +143,6 @@ func logResponse(status int, body []byte) json.RawMessage {
 		}
 	}
 	return boundedLog(body)
-}
-
-// truncate cuts s to at most n bytes on a rune boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }
 
 // pathParams lists the {names} of a route pattern.

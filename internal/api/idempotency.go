@@ -29,8 +29,12 @@ type idempotentCall struct {
 // beginIdempotent claims the key for this request, or returns the stored
 // answer to replay, or a 409.
 func (s *server) beginIdempotent(c *call, key string) (*idempotentCall, *reply, error) {
-	sum := sha256.Sum256(c.body)
-	rec := store.IdempotencyRecord{Scope: c.p.Scope(), Key: key, BodyHash: hex.EncodeToString(sum[:]), CreatedAt: s.now()}
+	sum := c.bodySum
+	if sum == nil {
+		d := sha256.Sum256(c.body)
+		sum = d[:]
+	}
+	rec := store.IdempotencyRecord{Scope: c.p.Scope(), Key: key, BodyHash: hex.EncodeToString(sum), CreatedAt: s.now()}
 	ctx := context.WithoutCancel(c.ctx())
 	existing, found, err := s.st.BeginIdempotent(ctx, rec)
 	if err != nil {

@@ -5,8 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"io"
-	"strconv"
+	"unicode/utf8"
 )
 
 // What the command log keeps of a body (tenancy-security.md §5, issue 11):
@@ -70,11 +69,8 @@ type summaryFrame struct {
 // budget bytes: secret values (secretKeys, and token inside an auth object)
 // as "***", strings cut to logStringMax bytes, and, once the budget is
 // spent, nothing more (open containers are closed, so the result is valid
-// JSON). It reads the document token by token, so it holds no more than one
-// string of it at a time.
+// JSON). It scans the bytes in place: a 40 MB string costs no copy.
 func summarizeJSON(doc []byte, budget int) json.RawMessage {
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	dec.UseNumber()
 	var (
 		out   bytes.Buffer
 		stack []summaryFrame
@@ -89,35 +85,42 @@ func summarizeJSON(doc []byte, budget int) json.RawMessage {
 		}
 		return out.Bytes()
 	}
+	i := 0
 	for {
-		tok, err := dec.Token()
-		if err == io.EOF || (err != nil && len(stack) == 0) {
+		i = skipSpace(doc, i)
+		if i >= len(doc) {
 			return closeAll()
 		}
-		if err != nil {
-			return closeAll() // unreachable for valid JSON
+		c := doc[i]
+		if c == ',' || c == ':' {
+			i++
+			continue
 		}
 		var top *summaryFrame
 		if len(stack) > 0 {
 			top = &stack[len(stack)-1]
 		}
-		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
-			out.WriteByte(byte(d))
+		if c == '}' || c == ']' {
+			out.WriteByte(c)
 			stack = stack[:len(stack)-1]
 			valueDone(stack)
+			i++
 			continue
 		}
-		if top != nil && top.object && top.wantKey {
+		if top != nil && top.object && top.wantKey { // a key
+			end := stringEnd(doc, i)
 			if out.Len() >= budget {
 				return closeAll()
 			}
 			if top.n > 0 {
 				out.WriteByte(',')
 			}
-			top.key, _ = tok.(string)
-			writeJSONString(&out, top.key)
+			top.key = ""
+			_ = json.Unmarshal(doc[i:end], &top.key)
+			out.Write(doc[i:end])
 			out.WriteByte(':')
 			top.wantKey = false
+			i = end
 			continue
 		}
 		if top != nil && !top.object {
@@ -128,37 +131,118 @@ func summarizeJSON(doc []byte, budget int) json.RawMessage {
 				out.WriteByte(',')
 			}
 		}
-		secret := top != nil && top.object && tok != nil && (secretKeys[top.key] || (top.inAuth && top.key == "token"))
-		if secret {
+		end := valueEnd(doc, i)
+		secret := top != nil && top.object && !bytes.Equal(doc[i:end], []byte("null")) &&
+			(secretKeys[top.key] || (top.inAuth && top.key == "token"))
+		switch {
+		case secret:
 			out.WriteString(`"` + redacted + `"`)
-			if d, ok := tok.(json.Delim); ok {
-				if err := skipValue(dec, d); err != nil {
-					return closeAll()
-				}
+			i = valueEnd(doc, i) // the whole value, containers included
+			if c == '{' || c == '[' {
+				i = containerEnd(doc, i)
 			}
 			valueDone(stack)
 			continue
-		}
-		switch v := tok.(type) {
-		case json.Delim: // '{' or '['
+		case c == '{' || c == '[':
 			inAuth := top != nil && top.object && (top.key == "client_auth" || top.key == "auth")
-			out.WriteByte(byte(v))
-			stack = append(stack, summaryFrame{object: v == '{', wantKey: v == '{', inAuth: inAuth})
+			out.WriteByte(c)
+			stack = append(stack, summaryFrame{object: c == '{', wantKey: c == '{', inAuth: inAuth})
+			i++
 			continue
-		case string:
-			if len(v) > logStringMax {
-				v = truncate(v, logStringMax) + "…"
-			}
-			writeJSONString(&out, v)
-		case json.Number:
-			out.WriteString(v.String())
-		case bool:
-			out.WriteString(strconv.FormatBool(v))
-		case nil:
-			out.WriteString("null")
+		case c == '"':
+			writeCutString(&out, doc[i:end])
+		default: // number, true, false, null
+			out.Write(doc[i:end])
 		}
+		i = end
 		valueDone(stack)
 	}
+}
+
+func skipSpace(doc []byte, i int) int {
+	for i < len(doc) && (doc[i] == ' ' || doc[i] == '\t' || doc[i] == '\n' || doc[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd is the index after the string starting at doc[i] == '"'.
+func stringEnd(doc []byte, i int) int {
+	for j := i + 1; j < len(doc); j++ {
+		switch doc[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(doc)
+}
+
+// valueEnd is the index after a scalar starting at i; for '{' or '[' it is i+1.
+func valueEnd(doc []byte, i int) int {
+	switch doc[i] {
+	case '"':
+		return stringEnd(doc, i)
+	case '{', '[':
+		return i + 1
+	}
+	j := i
+	for j < len(doc) && !bytes.ContainsRune([]byte(",:]} \t\r\n"), rune(doc[j])) {
+		j++
+	}
+	return j
+}
+
+// containerEnd is the index after the container whose opening bracket ends
+// just before i.
+func containerEnd(doc []byte, i int) int {
+	depth := 1
+	for i < len(doc) && depth > 0 {
+		switch doc[i] {
+		case '"':
+			i = stringEnd(doc, i)
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+		}
+		i++
+	}
+	return i
+}
+
+// writeCutString writes a JSON string literal, cut to logStringMax bytes
+// of its encoded content on a boundary that splits neither an escape nor a
+// UTF-8 sequence.
+func writeCutString(out *bytes.Buffer, lit []byte) {
+	content := lit[1 : len(lit)-1]
+	if len(content) <= logStringMax {
+		out.Write(lit)
+		return
+	}
+	n := 0
+	for n < logStringMax {
+		if content[n] == '\\' {
+			step := 2
+			if n+1 < len(content) && content[n+1] == 'u' {
+				step = 6
+			}
+			if n+step > logStringMax {
+				break
+			}
+			n += step
+			continue
+		}
+		n++
+	}
+	for n > 0 && n < len(content) && !utf8.RuneStart(content[n]) {
+		n--
+	}
+	out.WriteByte('"')
+	out.Write(content[:n])
+	out.WriteString("…\"")
 }
 
 // valueDone counts a finished value in its container.
@@ -171,28 +255,4 @@ func valueDone(stack []summaryFrame) {
 	if top.object {
 		top.wantKey = true
 	}
-}
-
-// skipValue reads past the rest of a container whose opening d was read.
-func skipValue(dec *json.Decoder, d json.Delim) error {
-	depth := 1
-	for depth > 0 {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		if d, ok := tok.(json.Delim); ok {
-			if d == '{' || d == '[' {
-				depth++
-			} else {
-				depth--
-			}
-		}
-	}
-	return nil
-}
-
-func writeJSONString(out *bytes.Buffer, s string) {
-	b, _ := json.Marshal(s)
-	out.Write(b)
 }

@@ -22,6 +22,14 @@ func TestSummarizeJSON(t *testing.T) {
 		{"long string cut", `{"body":"` + long + `"}`, `{"body":"` + long[:logStringMax] + `…"}`, 1000},
 		{"budget closes containers", `{"messages":[{"id":"a"},{"id":"b"},{"id":"c"}],"more":1}`, `{"messages":[{"id":"a"}]}`, 20},
 		{"top-level array", `[1,2,3]`, `[1,2,3]`, 100},
+		{"secret container skipped", `{"password":["a",{"b":"]"}],"x" : 1}`, `{"password":"***","x":1}`, 100},
+		{"spaces and escapes", "{ \"a\" : \"q\\\"x\" , \"b\":[ true ,false, null ] }", `{"a":"q\"x","b":[true,false,null]}`, 100},
+	}
+	for _, long := range []string{strings.Repeat(`é\"\u00e9`, 200), strings.Repeat(`\\`, 300), strings.Repeat("€", 200)} {
+		got := summarizeJSON([]byte(`{"body":"`+long+`"}`), 1000)
+		if !json.Valid(got) || len(got) > logStringMax+20 {
+			t.Errorf("cut string %.40s…: %d bytes, valid %v: %s", long, len(got), json.Valid(got), got)
+		}
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -86,6 +86,7 @@ type call struct {
 	rt       *route
 	p        auth.Principal
 	body     []byte
+	bodySum  []byte // SHA-256 of body, when taken before body was let go
 	query    map[string]queryValue
 	tenantID string // the tenant the request acts on ("" = none/all)
 
@@ -174,7 +175,7 @@ func (s *server) fail(c *call, err error) int {
 	ae := toAPIError(err, c.rt.class)
 	fault := store.FaultOf(err)
 	switch {
-	case ae.status < 500:
+	case ae.status < 500, errors.Is(err, errBodyBudget): // backpressure is not a failure
 	case fault != store.FaultNone: // logged once per change of state
 		s.storeHealth.failed(fault, err)
 	case c.r.Context().Err() != nil: // the client went away; nobody reads this answer
@@ -198,7 +199,10 @@ func (s *server) run(c *call) (any, error) {
 		return nil, err
 	}
 	if rt.body != bodyNone {
-		if c.body, err = s.readBody(c); err != nil {
+		var held int64
+		c.body, held, err = s.readBody(c)
+		defer s.bodies.sem.Release(held) // after the handler: its decoded copies are gone
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -229,29 +233,47 @@ func (s *server) run(c *call) (any, error) {
 	return rt.handle(c)
 }
 
-// readBody reads the whole body, refusing more than GMP_MAX_REQUEST_MB.
-func (s *server) readBody(c *call) ([]byte, error) {
+// readBody reads the whole body, refusing more than GMP_MAX_REQUEST_MB,
+// within the body budget; it returns the bytes of budget it holds.
+func (s *server) readBody(c *call) ([]byte, int64, error) {
 	r := c.r
 	tooLarge := newError(http.StatusRequestEntityTooLarge, detailTooLarge)
 	if r.ContentLength > s.maxBody {
-		return nil, tooLarge
+		return nil, 0, tooLarge
 	}
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
+	var (
+		buf  bytes.Buffer
+		src  io.Reader = http.MaxBytesReader(c.w, r.Body, s.maxBody)
+		held int64
+		br   *budgetReader
+	)
+	if r.ContentLength >= 0 {
+		if err := s.bodies.take(c.ctx(), r.ContentLength); err != nil {
+			return nil, 0, err
+		}
+		held = r.ContentLength
 		buf.Grow(int(r.ContentLength))
+	} else {
+		br = &budgetReader{ctx: c.ctx(), r: src, b: s.bodies}
+		src = br
 	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(c.w, r.Body, s.maxBody))
+	_, err := buf.ReadFrom(src)
+	if br != nil {
+		held = br.held
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, tooLarge
+		switch {
+		case errors.As(err, &mbe):
+			return nil, held, tooLarge
+		case br != nil && br.err != nil:
+			return nil, held, br.err
+		case errors.Is(err, io.ErrUnexpectedEOF) || c.r.Context().Err() != nil:
+			return nil, held, newError(http.StatusBadRequest, "Request body incomplete")
 		}
-		if errors.Is(err, io.ErrUnexpectedEOF) || c.r.Context().Err() != nil {
-			return nil, newError(http.StatusBadRequest, "Request body incomplete")
-		}
-		return nil, fmt.Errorf("read request body: %w", err)
+		return nil, held, fmt.Errorf("read request body: %w", err)
 	}
-	return buf.Bytes(), nil
+	return buf.Bytes(), held, nil
 }
 
 // parseQuery parses the declared query parameters. An empty value counts as
