@@ -58,7 +58,7 @@ WHERE ($1 = '' OR m.tenant_id = $1) AND ($2 = '' OR m.account_id = $2) AND ($3 =
        OR (m.payload::jsonb -> 'to')::text ILIKE $7 ESCAPE '\'
        OR (m.payload::jsonb -> 'cc')::text ILIKE $7 ESCAPE '\'
        OR (m.payload::jsonb -> 'bcc')::text ILIKE $7 ESCAPE '\')
-ORDER BY m.created_at DESC, m.seq DESC
+ORDER BY m.seq DESC
 LIMIT $8 OFFSET $9`
 )
 

@@ -56,7 +56,7 @@ WHERE (?1 = '' OR m.tenant_id = ?1) AND (?2 = '' OR m.account_id = ?2) AND (?3 =
        OR json_extract(m.payload, '$.to') LIKE ?7 ESCAPE '\'
        OR json_extract(m.payload, '$.cc') LIKE ?7 ESCAPE '\'
        OR json_extract(m.payload, '$.bcc') LIKE ?7 ESCAPE '\')
-ORDER BY m.created_at DESC, m.seq DESC
+ORDER BY m.seq DESC
 LIMIT ?8 OFFSET ?9`
 )
 

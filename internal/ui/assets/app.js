@@ -448,7 +448,17 @@ async function render() {
   }
   if (seq !== renderSeq || !session) return;
   document.getElementById('main').replaceChildren(...target.childNodes);
-  if (views[name].refresh) refreshTimer = setTimeout(render, REFRESH_MS);
+  if (views[name].refresh) refreshTimer = setTimeout(refresh, REFRESH_MS);
+}
+
+// refresh re-renders unless the tab is hidden: an overview reads the whole
+// queue, so a background tab waits until it is shown again.
+function refresh() {
+  if (document.hidden) {
+    document.addEventListener('visibilitychange', refresh, { once: true });
+    return;
+  }
+  render();
 }
 
 function showLogin(message) {
