@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -206,7 +207,18 @@ func TestPostgresThreeInstancesShareOneQueue(t *testing.T) {
 	enqueueBatches(t, []*proc{victim}, idRange("k", second), "acc", 500)
 	var killedAt time.Time
 	waitFor(t, 60*time.Second, "the victim sending, holding claims", func() bool {
-		if srv.Count() < first+second/10 || len(victimClaims()) < 3 {
+		if srv.Count() < first+second/10 {
+			return false
+		}
+		// Freeze the victim before reading its claims, so the claims read
+		// are the ones it dies with (it cannot finish them in between).
+		if err := victim.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatalf("stop the victim: %v", err)
+		}
+		if len(victimClaims()) < 3 {
+			if err := victim.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+				t.Fatalf("continue the victim: %v", err)
+			}
 			return false
 		}
 		victim.kill()

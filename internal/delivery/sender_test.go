@@ -293,7 +293,16 @@ func TestNetworkFailures(t *testing.T) {
 		t.Parallel()
 		b := setup(t, setupOpts{server: testsmtp.Options{Faults: []testsmtp.Fault{testsmtp.Stall(testsmtp.StageData)}}})
 		ctx, cancel := context.WithCancel(t.Context())
-		time.AfterFunc(50*time.Millisecond, cancel)
+		defer cancel()
+		// Cancel once the server holds DATA, not after a guessed delay: on
+		// a busy machine a timer can fire while the dial is still going.
+		go func() {
+			deadline := time.Now().Add(30 * time.Second)
+			for b.srv.Commands("DATA") == 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+				time.Sleep(5 * time.Millisecond)
+			}
+			cancel()
+		}()
 		_, err := b.sender.Send(ctx, b.acct, build(t, payload("c")))
 		if de := asError(t, err); de.Permanent || de.Command != "DATA" {
 			t.Errorf("error %q %+v, want temporary DATA interruption", de, de)
