@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 
 	"github.com/mailproxy/mailproxy/internal/config"
 	"github.com/mailproxy/mailproxy/internal/proxy"
@@ -44,10 +45,31 @@ func (c *serveCmd) Run(e *env) error {
 	for _, w := range warnings {
 		log.Warn("config file", slog.String("warning", w))
 	}
+	defer applyMemoryLimit(cfg, e.getenv, log)()
 	if err := proxy.Run(e.ctx, cfg, proxy.Options{Logger: log, Stderr: e.stderr, Version: buildVersion()}); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// applyMemoryLimit sets GMP_MEMORY_LIMIT_MB as the Go runtime's soft memory
+// limit, unless GOMEMLIMIT (read by the runtime itself) is set. Without a
+// limit the collector lets the heap reach twice its live size, and a large
+// add-messages briefly holds its body several times over while it is
+// decoded. The returned func restores the previous limit.
+func applyMemoryLimit(cfg config.Config, getenv func(string) string, log *slog.Logger) (restore func()) {
+	if getenv("GOMEMLIMIT") != "" || cfg.MemoryLimitMB <= 0 {
+		return func() {}
+	}
+	limit := int64(cfg.MemoryLimitMB * (1 << 20))
+	prev := debug.SetMemoryLimit(limit)
+	log.Debug("memory limit", slog.Int64("bytes", limit))
+	return func() {
+		// Only undo our own limit: in-process serves (tests) may overlap.
+		if debug.SetMemoryLimit(-1) == limit {
+			debug.SetMemoryLimit(prev)
+		}
+	}
 }
 
 // applyDB makes a --db flag win over both GMP_DB_PATH and GMP_DATABASE_URL.

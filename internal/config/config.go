@@ -82,8 +82,9 @@ type Config struct {
 	EncryptionKey     string `env:"MAIL_PROXY_ENCRYPTION_KEY" ini:"-" doc:"base64 of 32 bytes" secret:"true"`
 	EncryptionKeyFile string `env:"GMP_ENCRYPTION_KEY_FILE" envDefault:"/run/secrets/encryption_key" ini:"encryption_key_file" doc:"encryption key file"`
 
-	MaxRequestMB float64 `env:"GMP_MAX_REQUEST_MB" envDefault:"64" ini:"max_request_mb" doc:"request body limit, MB (413 above)"`
-	PprofAddr    string  `env:"GMP_PPROF_ADDR" ini:"pprof_addr" doc:"pprof listener, e.g. 127.0.0.1:6060 (unset: off)"`
+	MaxRequestMB  float64 `env:"GMP_MAX_REQUEST_MB" envDefault:"64" ini:"max_request_mb" doc:"request body limit, MB (413 above)"`
+	MemoryLimitMB float64 `env:"GMP_MEMORY_LIMIT_MB" envDefault:"256" ini:"memory_limit_mb" doc:"soft limit of the Go heap for serve, MB (the collector works harder near it; 0: none; GOMEMLIMIT wins when set)"`
+	PprofAddr     string  `env:"GMP_PPROF_ADDR" ini:"pprof_addr" doc:"pprof listener, e.g. 127.0.0.1:6060 (unset: off)"`
 
 	SMTPListen            string `env:"GMP_SMTP_LISTEN" ini:"smtp_listen" doc:"SMTP submission listener, e.g. 127.0.0.1:2525 (unset: off)"`
 	SMTPSListen           string `env:"GMP_SMTPS_LISTEN" ini:"smtps_listen" doc:"SMTP submission over implicit TLS, e.g. 0.0.0.0:465 (unset: off; needs the certificate)"`

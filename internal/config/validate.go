@@ -121,6 +121,7 @@ func (c Config) Validate() error {
 	positiveMB("GMP_MESSAGE_MAX_MB", c.MessageMaxMB)
 
 	notNegativeMB("GMP_CACHE_MEMORY_MAX_MB", c.CacheMemoryMaxMB)
+	notNegativeMB("GMP_MEMORY_LIMIT_MB", c.MemoryLimitMB)
 	notNegative("GMP_CACHE_MEMORY_TTL_SECONDS", c.CacheMemoryTTL)
 	notNegativeMB("GMP_CACHE_DISK_MAX_MB", c.CacheDiskMaxMB)
 	notNegative("GMP_CACHE_DISK_TTL_SECONDS", c.CacheDiskTTL)
