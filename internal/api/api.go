@@ -40,6 +40,9 @@ import (
 
 // Deps is everything the API needs from the instance.
 type Deps struct {
+	// Context is the service's lifetime: background work the API schedules
+	// (the gmp_pending_messages count) stops with it. nil: never ends.
+	Context    context.Context
 	Store      store.Store
 	Config     config.Config // MaxEnqueueBatch, MaxRequestMB, DefaultPriority, ReportRetention, SyncInterval, SchedulerActive, TestMode, APIToken
 	Metrics    *metrics.Metrics
@@ -119,6 +122,10 @@ func New(d Deps) (http.Handler, error) {
 		s.maxBatch = 1000
 	}
 	s.storeHealth.log, s.storeHealth.now = d.Logger, d.Now
+	s.pending.life = d.Context
+	if s.pending.life == nil {
+		s.pending.life = context.Background()
+	}
 	s.pending.count = d.Store.CountUnprocessed
 	s.pending.gauge = d.Metrics.Pending
 	s.pending.log = d.Logger
@@ -229,6 +236,7 @@ func (s *server) refreshPending() { s.pending.refresh() }
 // requests costs one count per interval and the last count always starts
 // after the last mutation.
 type pendingRefresher struct {
+	life    context.Context // the service's; no count starts or logs after it ends
 	count   func(ctx context.Context) (int, error)
 	gauge   interface{ Set(float64) }
 	log     *slog.Logger
@@ -256,7 +264,7 @@ const (
 func (p *pendingRefresher) refresh() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.scheduled {
+	if p.scheduled || p.life.Err() != nil {
 		return
 	}
 	p.scheduled = true
@@ -272,11 +280,14 @@ func (p *pendingRefresher) run() {
 	}()
 	p.countMu.Lock()
 	defer p.countMu.Unlock()
+	if p.life.Err() != nil {
+		return // the service stopped while this count waited
+	}
 	p.mu.Lock()
 	p.scheduled = false
 	p.last = time.Now()
 	p.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), pendingTimeout)
+	ctx, cancel := context.WithTimeout(p.life, pendingTimeout)
 	defer cancel()
 	started := time.Now()
 	n, err := p.count(ctx)
@@ -285,6 +296,9 @@ func (p *pendingRefresher) run() {
 	p.lastTook = took
 	p.mu.Unlock()
 	if err != nil {
+		if p.life.Err() != nil {
+			return // stopping: the store may already be closed
+		}
 		if store.FaultOf(err) == store.FaultNone { // store faults are logged by storeHealth
 			p.log.Warn("count unprocessed messages", "error", err)
 		}

@@ -218,6 +218,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	}
 
 	handler, submissions, err := api.NewWithSubmissions(api.Deps{
+		Context:      ctx,
 		Store:        st,
 		Config:       cfg,
 		Metrics:      m,
