@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -76,6 +77,23 @@ func rawSecrets(t *testing.T, db string) (token, password, clientToken, signing 
 	return inst.APIToken, a.Password, ten.ClientAuth.Token, ten.SigningSecret
 }
 
+// rawAttachToken returns message m1's attachment bearer token as stored.
+func rawAttachToken(t *testing.T, db string) string {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, db, sqlite.Options{})
+	mustDo(t, err)
+	defer st.Close()
+	recs, err := st.ListMessages(ctx, store.MessageFilter{TenantID: "t1"}, time.Now())
+	mustDo(t, err)
+	if len(recs) != 1 {
+		t.Fatalf("%d messages stored, want 1", len(recs))
+	}
+	p, err := store.DecodePayload(recs[0].Payload)
+	mustDo(t, err)
+	return p.Attachments[0].Auth.Token
+}
+
 func TestEncryptSecretsAndRotateKey(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -95,6 +113,13 @@ func TestEncryptSecretsAndRotateKey(t *testing.T) {
 	mustDo(t, st.SetSigningSecret(ctx, "t1", "whsec_plain", nil))
 	mustDo(t, st.UpsertAccount(ctx, store.Account{TenantID: "t1", ID: "a1", Host: "127.0.0.1", Port: 25,
 		Password: "plain-smtp-pass", TTL: 300, LimitBehavior: "defer"}))
+	payload, err := json.Marshal(store.Payload{ID: "m1", TenantID: "t1", AccountID: "a1", From: "a@example.com",
+		To: []string{"b@example.com"}, Subject: "s", Body: "b", Attachments: []store.Attachment{{Filename: "a.txt",
+			StoragePath: "https://files.example/a", Auth: &store.ClientAuth{Method: "bearer", Token: "plain-attach-token"}}}})
+	mustDo(t, err)
+	_, err = st.EnqueueBatch(ctx, []store.NewMessage{{PK: store.NewPK(), TenantID: "t1", ID: "m1", AccountID: "a1",
+		Priority: store.PriorityMedium, Payload: payload}}, time.Now())
+	mustDo(t, err)
 	mustDo(t, st.Close())
 
 	key1, c1, _ := newKey(t)
@@ -111,16 +136,19 @@ func TestEncryptSecretsAndRotateKey(t *testing.T) {
 		}
 	})
 
-	// encrypt-secrets: 4 plaintext values (token, client token, signing
-	// secret, password) in 3 records (account, tenant, instance).
+	// encrypt-secrets: 5 plaintext values (token, client token, signing
+	// secret, password, attachment token) in 4 records (account, tenant,
+	// instance, message).
 	out := mustRun(t, with(key1), "encrypt-secrets")
-	if want := "encrypted 4 plaintext secrets (0 already encrypted); 3 records written\n"; out != want {
+	if want := "encrypted 5 plaintext secrets (0 already encrypted); 4 records written\n"; out != want {
 		t.Errorf("encrypt-secrets printed %q, want %q", out, want)
 	}
 	tok, pass, ctok, sig := rawSecrets(t, db)
+	atok := rawAttachToken(t, db)
 	for name, tc := range map[string][2]string{
 		"api token": {tok, "plain-admin-token"}, "password": {pass, "plain-smtp-pass"},
 		"client_auth.token": {ctok, "plain-client-token"}, "signing secret": {sig, "whsec_plain"},
+		"attachment auth token": {atok, "plain-attach-token"},
 	} {
 		got, err := c1.Decrypt(tc[0])
 		if !secret.IsEncrypted(tc[0]) || err != nil || got != tc[1] {
@@ -129,7 +157,7 @@ func TestEncryptSecretsAndRotateKey(t *testing.T) {
 	}
 	// A second run has nothing left to do.
 	out = mustRun(t, map[string]string{"GMP_DB_PATH": db, "MAIL_PROXY_ENCRYPTION_KEY": key1}, "--json", "encrypt-secrets")
-	if n := decode[secret.Counts](t, out); n != (secret.Counts{Unchanged: 4}) {
+	if n := decode[secret.Counts](t, out); n != (secret.Counts{Unchanged: 5}) {
 		t.Errorf("second encrypt-secrets: %+v", n)
 	}
 
@@ -151,11 +179,11 @@ func TestEncryptSecretsAndRotateKey(t *testing.T) {
 		t.Fatal("a rejected rotate-key changed the store")
 	}
 	out = mustRun(t, with(key1), "--json", "rotate-key", "--new-key", key2)
-	if n := decode[secret.Counts](t, out); n != (secret.Counts{Reencrypted: 4, Records: 3}) {
+	if n := decode[secret.Counts](t, out); n != (secret.Counts{Reencrypted: 5, Records: 4}) {
 		t.Errorf("rotate-key: %+v", n)
 	}
 	tok, pass, ctok, sig = rawSecrets(t, db)
-	for _, v := range []string{tok, pass, ctok, sig} {
+	for _, v := range []string{tok, pass, ctok, sig, rawAttachToken(t, db)} {
 		if _, err := c1.Decrypt(v); err == nil {
 			t.Errorf("%.16q still opens with the old key", v)
 		}
@@ -173,7 +201,7 @@ func TestEncryptSecretsAndRotateKey(t *testing.T) {
 		t.Errorf("token with the new key file shows %q", got)
 	}
 	out = mustRun(t, fileEnv, "rotate-key", "--new-key", key2) // repeated: nothing to do
-	if !strings.HasPrefix(out, "re-encrypted 0 secrets with the new key, encrypted 0 plaintext secrets (4 already under the new key)") {
+	if !strings.HasPrefix(out, "re-encrypted 0 secrets with the new key, encrypted 0 plaintext secrets (5 already under the new key)") {
 		t.Errorf("repeated rotate-key printed %q", out)
 	}
 }

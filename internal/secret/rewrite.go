@@ -2,6 +2,7 @@ package secret
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -15,13 +16,14 @@ type Counts struct {
 	Reencrypted   int `json:"reencrypted"`   // values opened with the old key and sealed with the target key
 	Unchanged     int `json:"unchanged"`     // values already sealed with the target key
 	Undecryptable int `json:"undecryptable"` // values neither key opens; left as they are
-	Records       int `json:"records"`       // accounts, tenants and instance rows written
+	Records       int `json:"records"`       // accounts, tenants, instance and message rows written
 }
 
 // Rewrite re-seals every stored secret of raw (an unwrapped store) with to:
 // plaintext values are encrypted, values that from opens are re-encrypted
 // (from nil or equal to to: none), values to already opens are left alone.
-// It writes one record at a time, so an interrupted run can be repeated.
+// It writes one record at a time (stored messages' attachment auth: one batch
+// of messages at a time), so an interrupted run can be repeated.
 // Values neither key opens are left unchanged and counted; Rewrite goes on
 // and then returns an error saying how many.
 //
@@ -43,6 +45,9 @@ func Rewrite(ctx context.Context, raw store.Store, from, to *Cipher) (Counts, er
 		return rw.n, err
 	}
 	if err := rw.instance(ctx, raw); err != nil {
+		return rw.n, err
+	}
+	if err := rw.messages(ctx, raw); err != nil {
 		return rw.n, err
 	}
 	if rw.n.Undecryptable > 0 {
@@ -231,5 +236,33 @@ func (rw *rewriter) instance(ctx context.Context, raw store.Store) error {
 		return fmt.Errorf("write instance settings: %w", err)
 	}
 	rw.n.Records++
+	return nil
+}
+
+// messages re-seals the attachment auth secrets inside stored messages'
+// payloads, so queued messages still fetch their attachments after a
+// rotation. A payload that does not decode is left alone: delivery reports it.
+func (rw *rewriter) messages(ctx context.Context, raw store.Store) error {
+	n, err := raw.RewriteAuthPayloads(ctx, 0, func(payload json.RawMessage) (json.RawMessage, bool, error) {
+		changed := false
+		p, _, err := store.RewriteAttachmentAuth(payload, func(a *store.ClientAuth) error {
+			c, err := rw.sealAll(&a.Token, &a.Password)
+			changed = changed || c
+			return err
+		})
+		var syntax *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		if errors.As(err, &syntax) || errors.As(err, &typ) {
+			return payload, false, nil
+		}
+		if err != nil || !changed {
+			return payload, false, err
+		}
+		return p, true, nil
+	})
+	rw.n.Records += n
+	if err != nil {
+		return fmt.Errorf("rewrite attachment auth of stored messages: %w", err)
+	}
 	return nil
 }

@@ -463,6 +463,12 @@ type Store interface {
 	// with no unreported event whose latest reported time is before cutoff,
 	// at most limit (0 = no limit) rows.
 	CleanupMessages(ctx context.Context, tenantID string, cutoff time.Time, limit int) (int, error)
+	// RewriteAuthPayloads calls fn on the payload of every message (any
+	// state, all tenants) that may carry attachment auth, batch (<= 0: 500)
+	// messages per transaction in storage order, and stores each payload fn
+	// reports changed. It returns how many payloads it wrote. fn may be called
+	// again for a batch whose transaction is retried.
+	RewriteAuthPayloads(ctx context.Context, batch int, fn func(payload json.RawMessage) (json.RawMessage, bool, error)) (int, error)
 	// CountUnprocessed counts messages without a final outcome, all tenants.
 	CountUnprocessed(ctx context.Context) (int, error)
 	Stats(ctx context.Context, tenantID string, now time.Time) ([]TenantStats, error) // "" = all

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -444,4 +445,58 @@ func (s *Store) Stats(ctx context.Context, tenantID string, now time.Time) ([]st
 		return nil, fmt.Errorf("postgres: stats: %w", err)
 	}
 	return out, nil
+}
+
+// RewriteAuthPayloads rewrites the payloads fn changes, one transaction per
+// batch, its rows locked until the batch commits.
+func (s *Store) RewriteAuthPayloads(ctx context.Context, batch int, fn func(json.RawMessage) (json.RawMessage, bool, error)) (int, error) {
+	if batch <= 0 {
+		batch = 500
+	}
+	written := 0
+	for after := int64(0); ; {
+		var seen, n int
+		from := after // a retried transaction starts its page again
+		err := s.tx(ctx, func(tx pgx.Tx) error {
+			type row struct {
+				seq     int64
+				payload string
+			}
+			rows, err := tx.Query(ctx, qAuthPayloads, from, batch)
+			if err != nil {
+				return err
+			}
+			page, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+				var v row
+				err := r.Scan(&v.seq, &v.payload)
+				return v, err
+			})
+			if err != nil {
+				return err
+			}
+			seen, n = len(page), 0
+			for _, r := range page {
+				after = r.seq
+				p, changed, err := fn(json.RawMessage(r.payload))
+				if err != nil {
+					return fmt.Errorf("message seq %d: %w", r.seq, err)
+				}
+				if !changed {
+					continue
+				}
+				if _, err := tx.Exec(ctx, qUpdatePayloadBySeq, string(p), r.seq); err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return written, fmt.Errorf("postgres: rewrite auth payloads: %w", err)
+		}
+		written += n
+		if seen < batch {
+			return written, nil
+		}
+	}
 }

@@ -233,6 +233,12 @@ RETURNING id`
 
 	qIDsAnywhere = `SELECT DISTINCT id FROM messages WHERE id = ANY($1::text[])`
 
+	// qAuthPayloads pages, by seq, through the messages whose payload may
+	// carry attachment auth (the caller decodes to be sure); FOR UPDATE keeps
+	// a concurrent upsert from being overwritten with the old payload.
+	qAuthPayloads       = `SELECT seq, payload FROM messages WHERE seq > $1 AND strpos(payload, '"auth"') > 0 ORDER BY seq LIMIT $2 FOR UPDATE`
+	qUpdatePayloadBySeq = `UPDATE messages SET payload = $1 WHERE seq = $2`
+
 	// qCleanup deletes finished messages whose events are all reported and
 	// whose latest event was reported before the cutoff.
 	qCleanup = `

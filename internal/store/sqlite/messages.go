@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -341,4 +342,63 @@ func eachRow(ctx context.Context, tx *sql.Tx, query string, args []any, fn func(
 		}
 	}
 	return rows.Err()
+}
+
+// RewriteAuthPayloads rewrites the payloads fn changes, one write
+// transaction per batch, so other writers get the lock between batches.
+func (s *Store) RewriteAuthPayloads(ctx context.Context, batch int, fn func(json.RawMessage) (json.RawMessage, bool, error)) (int, error) {
+	if batch <= 0 {
+		batch = 500
+	}
+	written := 0
+	for after := int64(0); ; {
+		var seen, n int
+		from := after // a retried transaction starts its page again
+		err := s.write(ctx, func(w *wtx) error {
+			type row struct {
+				seq     int64
+				payload string
+			}
+			var page []row
+			rows, err := w.query(qAuthPayloads, from, batch)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var r row
+				if err := rows.Scan(&r.seq, &r.payload); err != nil {
+					rows.Close()
+					return err
+				}
+				page = append(page, r)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			seen, n = len(page), 0
+			for _, r := range page {
+				after = r.seq
+				p, changed, err := fn(json.RawMessage(r.payload))
+				if err != nil {
+					return fmt.Errorf("message seq %d: %w", r.seq, err)
+				}
+				if !changed {
+					continue
+				}
+				if _, err := w.exec(qUpdatePayloadBySeq, string(p), r.seq); err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return written, fmt.Errorf("sqlite: rewrite auth payloads: %w", err)
+		}
+		written += n
+		if seen < batch {
+			return written, nil
+		}
+	}
 }

@@ -192,6 +192,11 @@ DELETE FROM messages WHERE seq IN (
       AND (SELECT e.reported_at FROM events e WHERE e.message_pk = m.pk ORDER BY e.at DESC, e.id DESC LIMIT 1) < ?2
     LIMIT ?3)`
 
+	// qAuthPayloads pages, by seq, through the messages whose payload may
+	// carry attachment auth (the caller decodes to be sure).
+	qAuthPayloads       = `SELECT seq, payload FROM messages WHERE seq > ? AND instr(payload, '"auth"') > 0 ORDER BY seq LIMIT ?`
+	qUpdatePayloadBySeq = `UPDATE messages SET payload = ? WHERE seq = ?`
+
 	qCountUnprocessed = `
 SELECT (SELECT count(*) FROM messages WHERE state = 0) + (SELECT count(*) FROM messages WHERE state = 1)`
 

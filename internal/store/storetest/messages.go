@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"slices"
 	"testing"
@@ -11,7 +13,7 @@ import (
 	"github.com/mailproxy/mailproxy/internal/store"
 )
 
-// messageCases cover listing, deletion, cleanup, counts, stats and NextDue (api.md §4.4, §5, lifecycle.md §7).
+// messageCases cover listing, deletion, cleanup, counts, stats, NextDue and payload rewrites (api.md §4.4, §5, lifecycle.md §7).
 func messageCases() []testCase {
 	return []testCase{
 		{"ListOrderAndFilters", testMessagesList},
@@ -22,6 +24,7 @@ func messageCases() []testCase {
 		{"CountUnprocessed", testMessagesCountUnprocessed},
 		{"Stats", testMessagesStats},
 		{"NextDue", testMessagesNextDue},
+		{"RewriteAuthPayloads", testMessagesRewriteAuthPayloads},
 	}
 }
 
@@ -379,4 +382,48 @@ func testMessagesNextDue(t *testing.T, h *harness) {
 		t.Fatalf("Activate(t2): %v", err)
 	}
 	check(35, 40)
+}
+
+// testMessagesRewriteAuthPayloads: every stored message carrying attachment
+// auth (queued, sent, other tenants) gets its rewritten payload, across
+// batches; a payload fn leaves unchanged is not written.
+func testMessagesRewriteAuthPayloads(t *testing.T, h *harness) {
+	h.tenantWithAccount("t1")
+	h.tenantWithAccount("t2")
+	withAuth := func(token string) msgOption {
+		return func(b *msgBuilder) {
+			b.p.Attachments = []store.Attachment{{Filename: "a.txt", StoragePath: "https://files.example/a",
+				Auth: &store.ClientAuth{Method: "bearer", Token: token}}}
+		}
+	}
+	h.enqueueQueued(at(0), msg("t1", "q1", "acc", withAuth("tok-q1")), msg("t1", "plain", "acc"),
+		msg("t1", "sent", "acc", withAuth("tok-sent")), msg("t2", "q2", "acc", withAuth("tok-q2")),
+		msg("t1", "same", "acc", withAuth("keep")))
+	h.sendNow("sent", at(1))
+
+	n, err := h.s.RewriteAuthPayloads(h.ctx, 2, func(raw json.RawMessage) (json.RawMessage, bool, error) {
+		p, _, err := store.RewriteAttachmentAuth(raw, func(a *store.ClientAuth) error {
+			if a.Token != "keep" {
+				a.Token = "new-" + a.Token
+			}
+			return nil
+		})
+		return p, err == nil && !bytes.Contains(raw, []byte(`"keep"`)), err
+	})
+	if err != nil || n != 3 {
+		t.Fatalf("RewriteAuthPayloads = %d, %v; want 3", n, err)
+	}
+	for _, c := range []struct{ tenant, id, token string }{
+		{"t1", "q1", "new-tok-q1"}, {"t1", "sent", "new-tok-sent"}, {"t2", "q2", "new-tok-q2"}, {"t1", "same", "keep"},
+	} {
+		p, err := store.DecodePayload(h.record(c.tenant, c.id).Payload)
+		if err != nil || len(p.Attachments) != 1 || p.Attachments[0].Auth == nil || p.Attachments[0].Auth.Token != c.token {
+			t.Errorf("message %s/%s: payload %+v, %v; want token %q", c.tenant, c.id, p.Attachments, err, c.token)
+		} else if p.Subject != "subject of "+c.id {
+			t.Errorf("message %s/%s: subject %q lost in the rewrite", c.tenant, c.id, p.Subject)
+		}
+	}
+	if p, err := store.DecodePayload(h.record("t1", "plain").Payload); err != nil || p.Subject != "subject of plain" {
+		t.Errorf("message without auth: %+v, %v", p, err)
+	}
 }
