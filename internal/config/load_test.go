@@ -50,7 +50,7 @@ func TestDefaults(t *testing.T) {
 		AttachmentTimeout: sec(30), MaxAttachmentFetches: 3, AttachmentMaxMB: 25, MessageMaxMB: 50,
 		CacheMemoryMaxMB: 50, CacheMemoryTTL: sec(300), CacheDiskMaxMB: 500, CacheDiskTTL: sec(3600), CacheDiskThresholdKB: 100,
 		BounceIMAPPort: 143, BounceIMAPFolder: "INBOX", BouncePollInterval: sec(60), PECAcceptanceTimeout: sec(1800),
-		EncryptionKeyFile: "/run/secrets/encryption_key", MaxRequestMB: 64,
+		EncryptionKeyFile: "/run/secrets/encryption_key", MaxRequestMB: 64, MemoryLimitMB: 256,
 		URL: "http://127.0.0.1:8000",
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {
