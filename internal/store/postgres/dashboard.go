@@ -113,40 +113,10 @@ func (s *Store) SearchMessages(ctx context.Context, f store.MessageSearch, now t
 		text = store.LikePattern(f.Text)
 	}
 	var list *store.RecordList
-	err := s.readTx(ctx, func(tx pgx.Tx) error {
-		list = store.NewRecordList(f.IncludeHistory)
-		rows, err := tx.Query(ctx, qSearchMessages, f.TenantID, f.AccountID, f.ID, f.BatchCode, f.State, ms(now),
-			text, sqlLimit(f.Limit), max(f.Offset, 0))
-		if err != nil {
-			return err
-		}
-		var (
-			d    messageDest
-			name *string
-		)
-		_, err = pgx.ForEachRow(rows, append(d.targets(), &name), func() error {
-			list.AddMessage(d.message(), name)
-			name = nil
-			return nil
-		})
-		if err != nil || len(list.PKs()) == 0 {
-			return err
-		}
-		erows, err := tx.Query(ctx, qEventsOfMessages, list.PKs())
-		if err != nil {
-			return err
-		}
-		defer erows.Close()
-		for erows.Next() {
-			e, err := scanEvent(erows)
-			if err != nil {
-				return err
-			}
-			if err := list.AddEvent(e); err != nil {
-				return err
-			}
-		}
-		return erows.Err()
+	err := s.readTx(ctx, func(tx pgx.Tx) (err error) {
+		list, err = readRecords(ctx, tx, f.IncludeHistory, qSearchMessages, f.TenantID, f.AccountID, f.ID,
+			f.BatchCode, f.State, ms(now), text, sqlLimit(f.Limit), max(f.Offset, 0))
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: search messages: %w", err)

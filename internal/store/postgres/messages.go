@@ -320,44 +320,14 @@ func (s *Store) ListMessages(ctx context.Context, f store.MessageFilter, now tim
 		return nil, errors.New("postgres: list messages: paging by position needs a tenant")
 	}
 	var list *store.RecordList
-	err := s.readTx(ctx, func(tx pgx.Tx) error {
-		list = store.NewRecordList(f.IncludeHistory)
+	err := s.readTx(ctx, func(tx pgx.Tx) (err error) {
 		query, args := qListMessages, []any{f.TenantID, f.ActiveOnly, sqlLimit(f.Limit), max(f.Offset, 0)}
 		if a := f.After; a != nil {
 			query = qListMessagesAfter
 			args = []any{f.TenantID, f.ActiveOnly, a.Priority, ms(a.CreatedAt), a.ID, sqlLimit(f.Limit)}
 		}
-		rows, err := tx.Query(ctx, query, args...)
-		if err != nil {
-			return err
-		}
-		var (
-			d    messageDest
-			name *string
-		)
-		_, err = pgx.ForEachRow(rows, append(d.targets(), &name), func() error {
-			list.AddMessage(d.message(), name)
-			name = nil
-			return nil
-		})
-		if err != nil || len(list.PKs()) == 0 {
-			return err
-		}
-		erows, err := tx.Query(ctx, qEventsOfMessages, list.PKs())
-		if err != nil {
-			return err
-		}
-		defer erows.Close()
-		for erows.Next() {
-			e, err := scanEvent(erows)
-			if err != nil {
-				return err
-			}
-			if err := list.AddEvent(e); err != nil {
-				return err
-			}
-		}
-		return erows.Err()
+		list, err = readRecords(ctx, tx, f.IncludeHistory, query, args...)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list messages: %w", err)
@@ -499,4 +469,40 @@ func (s *Store) RewriteAuthPayloads(ctx context.Context, batch int, fn func(json
 			return written, nil
 		}
 	}
+}
+
+// readRecords runs a query of message rows (messageDest's columns plus the
+// account name) and attaches each message's events.
+func readRecords(ctx context.Context, tx pgx.Tx, includeHistory bool, query string, args ...any) (*store.RecordList, error) {
+	list := store.NewRecordList(includeHistory)
+	rows, err := tx.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		d    messageDest
+		name *string
+	)
+	if _, err := pgx.ForEachRow(rows, append(d.targets(), &name), func() error {
+		list.AddMessage(d.message(), name)
+		name = nil
+		return nil
+	}); err != nil || len(list.PKs()) == 0 {
+		return list, err
+	}
+	erows, err := tx.Query(ctx, qEventsOfMessages, list.PKs())
+	if err != nil {
+		return nil, err
+	}
+	defer erows.Close()
+	for erows.Next() {
+		e, err := scanEvent(erows)
+		if err != nil {
+			return nil, err
+		}
+		if err := list.AddEvent(e); err != nil {
+			return nil, err
+		}
+	}
+	return list, erows.Err()
 }

@@ -107,35 +107,11 @@ func (s *Store) SearchMessages(ctx context.Context, f store.MessageSearch, now t
 	if f.Text != "" {
 		text = store.LikePattern(f.Text)
 	}
-	list := store.NewRecordList(f.IncludeHistory)
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
-		list = store.NewRecordList(f.IncludeHistory)
-		if err := eachRow(ctx, tx, qSearchMessages, []any{f.TenantID, f.AccountID, f.ID, f.BatchCode, f.State, ms(now),
-			text, sqlLimit(f.Limit), max(f.Offset, 0)}, func(rows *sql.Rows) error {
-			var name sql.NullString
-			m, err := scanMessage(rows, &name)
-			if err != nil {
-				return err
-			}
-			list.AddMessage(m, strPtr(name))
-			return nil
-		}); err != nil {
-			return err
-		}
-		if len(list.PKs()) == 0 {
-			return nil
-		}
-		pks, err := jsonList(list.PKs())
-		if err != nil {
-			return err
-		}
-		return eachRow(ctx, tx, qEventsOfMessages, []any{pks}, func(rows *sql.Rows) error {
-			e, err := scanEvent(rows)
-			if err != nil {
-				return err
-			}
-			return list.AddEvent(e)
-		})
+	var list *store.RecordList
+	err := s.readTx(ctx, func(tx *sql.Tx) (err error) {
+		list, err = readRecords(ctx, tx, f.IncludeHistory, qSearchMessages, f.TenantID, f.AccountID, f.ID,
+			f.BatchCode, f.State, ms(now), text, sqlLimit(f.Limit), max(f.Offset, 0))
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: search messages: %w", err)

@@ -155,52 +155,15 @@ func (s *Store) ListMessages(ctx context.Context, f store.MessageFilter, now tim
 	if f.After != nil && f.TenantID == "" {
 		return nil, errors.New("sqlite: list messages: paging by position needs a tenant")
 	}
-	list := store.NewRecordList(f.IncludeHistory)
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
+	var list *store.RecordList
+	err := s.readTx(ctx, func(tx *sql.Tx) (err error) {
 		query, args := qListMessages, []any{f.TenantID, boolInt(f.ActiveOnly), sqlLimit(f.Limit), max(f.Offset, 0)}
 		if a := f.After; a != nil {
 			query = qListMessagesAfter
 			args = []any{f.TenantID, boolInt(f.ActiveOnly), a.Priority, ms(a.CreatedAt), a.ID, sqlLimit(f.Limit)}
 		}
-		rows, err := tx.QueryContext(ctx, query, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var name sql.NullString
-			m, err := scanMessage(rows, &name)
-			if err != nil {
-				return err
-			}
-			list.AddMessage(m, strPtr(name))
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		rows.Close()
-		if len(list.PKs()) == 0 {
-			return nil
-		}
-		pks, err := jsonList(list.PKs())
-		if err != nil {
-			return err
-		}
-		erows, err := tx.QueryContext(ctx, qEventsOfMessages, pks)
-		if err != nil {
-			return err
-		}
-		defer erows.Close()
-		for erows.Next() {
-			e, err := scanEvent(erows)
-			if err != nil {
-				return err
-			}
-			if err := list.AddEvent(e); err != nil {
-				return err
-			}
-		}
-		return erows.Err()
+		list, err = readRecords(ctx, tx, f.IncludeHistory, query, args...)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list messages: %w", err)
@@ -401,4 +364,36 @@ func (s *Store) RewriteAuthPayloads(ctx context.Context, batch int, fn func(json
 			return written, nil
 		}
 	}
+}
+
+// readRecords runs a query of message rows (scanMessage's columns plus the
+// account name) and attaches each message's events.
+func readRecords(ctx context.Context, tx *sql.Tx, includeHistory bool, query string, args ...any) (*store.RecordList, error) {
+	list := store.NewRecordList(includeHistory)
+	if err := eachRow(ctx, tx, query, args, func(rows *sql.Rows) error {
+		var name sql.NullString
+		m, err := scanMessage(rows, &name)
+		if err != nil {
+			return err
+		}
+		list.AddMessage(m, strPtr(name))
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if len(list.PKs()) == 0 {
+		return list, nil
+	}
+	pks, err := jsonList(list.PKs())
+	if err != nil {
+		return nil, err
+	}
+	err = eachRow(ctx, tx, qEventsOfMessages, []any{pks}, func(rows *sql.Rows) error {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return err
+		}
+		return list.AddEvent(e)
+	})
+	return list, err
 }
