@@ -51,6 +51,8 @@ type Deliverability interface {
 	// description and metadata: a notification processed twice adds one.
 	AddBounce(ctx context.Context, ev Event) (added bool, err error)
 	// AcquireLease gives owner the named lease until `until` if it is free,
-	// expired, or already owner's (one bounce poller among instances).
+	// expired, or already owner's (one bounce poller among instances). A
+	// lease is held before `until`, not at it: giving it up with until = now
+	// frees it at once.
 	AcquireLease(ctx context.Context, name, owner string, now, until time.Time) (bool, error)
 }

@@ -35,7 +35,7 @@ WHERE m.pk = $1 AND NOT EXISTS (
 	qAcquireLease  = `
 INSERT INTO leases AS l (name, owner, until_ms) VALUES ($1, $2, $4)
 ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until_ms = excluded.until_ms
-WHERE l.until_ms < $3 OR l.owner = $2
+WHERE l.until_ms <= $3 OR l.owner = $2
 RETURNING 1`
 )
 

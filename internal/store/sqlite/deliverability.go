@@ -33,7 +33,7 @@ WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.message_pk = ?1 AND e.type = 'b
 	qAcquireLease = `
 INSERT INTO leases AS l (name, owner, until_ms) VALUES (?1, ?2, ?4)
 ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until_ms = excluded.until_ms
-WHERE l.until_ms < ?3 OR l.owner = ?2
+WHERE l.until_ms <= ?3 OR l.owner = ?2
 RETURNING 1`
 )
 

@@ -166,6 +166,12 @@ func testLease(t *testing.T, h *harness) {
 	if ok("a", 120, 180) {
 		t.Error("a took b's live lease back")
 	}
+	if !ok("b", 130, 130) { // b gives it up
+		t.Error("b could not give its lease up")
+	}
+	if !ok("a", 130, 190) {
+		t.Error("a could not take a lease given up at this instant")
+	}
 	if got, err := h.s.AcquireLease(h.ctx, "other", "a", at(120), at(180)); err != nil || !got {
 		t.Errorf("a second name = %v, %v", got, err)
 	}
