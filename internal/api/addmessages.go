@@ -235,14 +235,10 @@ func (s *server) parseAddMessages(top map[string]json.RawMessage, is *issues) (i
 }
 
 // parseMessage checks one message's schema and builds its payload.
-func parseMessage(m map[string]json.RawMessage, loc []any, is *issues) item {
-	if v, ok := m["raw"]; ok && kindOf(v) != kindNull {
-		return parseRawMessage(m, loc, is)
-	}
-	var it item
-	f := newFields(m, loc, is)
+// parseIdentity reads what every item names, whatever its content: its
+// id, its tenant (when given) and its account.
+func parseIdentity(f fields, it *item, loc []any) {
 	p := &it.payload
-
 	if id, ok := f.str("id", true); ok && f.strLen("id", id, 0, maxIDLen) {
 		it.id, p.ID = id, id
 	}
@@ -252,6 +248,17 @@ func parseMessage(m map[string]json.RawMessage, loc []any, is *issues) item {
 		}
 	}
 	p.AccountID, _ = f.str("account_id", true)
+}
+
+func parseMessage(m map[string]json.RawMessage, loc []any, is *issues) item {
+	if v, ok := m["raw"]; ok && kindOf(v) != kindNull {
+		return parseRawMessage(m, loc, is)
+	}
+	var it item
+	f := newFields(m, loc, is)
+	p := &it.payload
+
+	parseIdentity(f, &it, loc)
 	switch {
 	case !f.has("from") && !f.has("from_addr"):
 		f.missingField("from")

@@ -334,25 +334,18 @@ func (s *server) dashboardTenants(c *call) (any, error) {
 	out := DashboardTenantsResponse{OK: true, SyncIntervalSeconds: interval.Seconds(),
 		Tenants: make([]DashboardTenant, 0, len(tenants))}
 	for _, t := range tenants {
-		st, err := s.st.GetSyncState(c.ctx(), t.ID)
-		if err != nil {
-			return nil, err
-		}
-		pending, err := s.st.CountUnreported(c.ctx(), t.ID)
+		sync, st, err := s.tenantSync(c, t, interval, now)
 		if err != nil {
 			return nil, err
 		}
 		row := DashboardTenant{ID: t.ID, Name: t.Name, Active: t.Active, ClientBaseURL: t.ClientBaseURL,
-			SuspendedBatches: t.SuspendedBatches, LastSyncTS: unixPtr(st.LastSyncAt),
-			ConsecutiveFailures: st.ConsecutiveFailures, LastError: st.LastError, PendingReports: pending,
-			NextSyncDue: syncDue(t, st, pending, interval, now)}
+			SuspendedBatches: t.SuspendedBatches, LastSyncTS: sync.LastSyncTS,
+			ConsecutiveFailures: sync.ConsecutiveFailures, LastError: sync.LastError, PendingReports: sync.PendingReports,
+			InDND: sync.InDND, DNDUntil: sync.DNDUntil, NextSyncDue: sync.NextSyncDue,
+			NextAttemptTS: unixPtr(nextReportAttempt(t, st, sync.PendingReports, interval, now))}
 		if row.SuspendedBatches == nil {
 			row.SuspendedBatches = []string{}
 		}
-		if st.DNDUntil != nil && st.DNDUntil.After(now) {
-			row.InDND, row.DNDUntil = true, unixPtr(st.DNDUntil)
-		}
-		row.NextAttemptTS = unixPtr(nextReportAttempt(t, st, pending, interval, now))
 		out.Tenants = append(out.Tenants, row)
 	}
 	return out, nil

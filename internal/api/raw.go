@@ -26,15 +26,7 @@ func parseRawMessage(m map[string]json.RawMessage, loc []any, is *issues) item {
 	f := newFields(m, loc, is)
 	p := &it.payload
 
-	if id, ok := f.str("id", true); ok && f.strLen("id", id, 0, maxIDLen) {
-		it.id, p.ID = id, id
-	}
-	if v, ok := f.raw("tenant_id"); ok {
-		if t, ok := f.strValue(v, at(loc, "tenant_id")); ok {
-			it.tenantID, it.explicitTenant = &t, true
-		}
-	}
-	p.AccountID, _ = f.str("account_id", true)
+	parseIdentity(f, &it, loc)
 	for _, k := range contentKeys {
 		if v, ok := f.raw(k); ok && !emptyJSON(v) {
 			is.valueError(at(loc, k), v, k+" cannot be combined with raw: the raw message is the whole content")

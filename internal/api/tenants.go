@@ -418,24 +418,34 @@ func (s *server) syncStatus(c *call) (any, error) {
 	out := SyncStatusResponse{OK: true, SyncIntervalSeconds: interval.Seconds(),
 		Tenants: make([]SyncStatusTenant, 0, len(ts))}
 	for _, t := range ts {
-		st, err := s.st.GetSyncState(c.ctx(), t.ID)
+		row, _, err := s.tenantSync(c, t, interval, now)
 		if err != nil {
 			return nil, err
 		}
-		pending, err := s.st.CountUnreported(c.ctx(), t.ID)
-		if err != nil {
-			return nil, err
-		}
-		row := SyncStatusTenant{ID: t.ID, Name: t.Name, Active: t.Active, ClientBaseURL: t.ClientBaseURL,
-			LastSyncTS: unixPtr(st.LastSyncAt), PendingReports: pending,
-			ConsecutiveFailures: st.ConsecutiveFailures, LastError: st.LastError}
-		if st.DNDUntil != nil && st.DNDUntil.After(now) {
-			row.InDND, row.DNDUntil = true, unixPtr(st.DNDUntil)
-		}
-		row.NextSyncDue = syncDue(t, st, pending, interval, now)
 		out.Tenants = append(out.Tenants, row)
 	}
 	return out, nil
+}
+
+// tenantSync is one tenant's report-sync status, as sync-status and the
+// dashboard show it, with the stored state it was read from.
+func (s *server) tenantSync(c *call, t store.Tenant, interval time.Duration, now time.Time) (SyncStatusTenant, store.SyncState, error) {
+	st, err := s.st.GetSyncState(c.ctx(), t.ID)
+	if err != nil {
+		return SyncStatusTenant{}, st, err
+	}
+	pending, err := s.st.CountUnreported(c.ctx(), t.ID)
+	if err != nil {
+		return SyncStatusTenant{}, st, err
+	}
+	row := SyncStatusTenant{ID: t.ID, Name: t.Name, Active: t.Active, ClientBaseURL: t.ClientBaseURL,
+		LastSyncTS: unixPtr(st.LastSyncAt), PendingReports: pending,
+		ConsecutiveFailures: st.ConsecutiveFailures, LastError: st.LastError,
+		NextSyncDue: syncDue(t, st, pending, interval, now)}
+	if st.DNDUntil != nil && st.DNDUntil.After(now) {
+		row.InDND, row.DNDUntil = true, unixPtr(st.DNDUntil)
+	}
+	return row, st, nil
 }
 
 // syncDue says whether the report loop would POST to the tenant now
