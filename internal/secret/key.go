@@ -51,9 +51,14 @@ func LoadKey(cfg config.Config, readFile func(string) ([]byte, error)) (key []by
 	return key, true, nil
 }
 
-// decodeKeyFile accepts 32 raw bytes or the base64 text of 32 bytes, around
-// optional whitespace (a trailing newline from echo or an editor).
+// decodeKeyFile accepts 32 raw bytes, or the base64 text of 32 bytes around
+// optional whitespace (a trailing newline from echo or an editor). A file of
+// exactly 32 bytes is raw as it is: random key bytes may start or end with
+// what looks like whitespace, and trimming them would change the key.
 func decodeKeyFile(data []byte) ([]byte, error) {
+	if len(data) == KeySize {
+		return bytes.Clone(data), nil
+	}
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == KeySize {
 		return bytes.Clone(trimmed), nil

@@ -122,3 +122,26 @@ func TestLoadKeyFromLoadedConfig(t *testing.T) {
 		t.Fatalf("GMP_ENCRYPTION_KEY_FILE default is %q, DefaultKeyFile %q", cfg.EncryptionKeyFile, DefaultKeyFile)
 	}
 }
+
+func TestDecodeKeyFileKeepsRawBytes(t *testing.T) {
+	t.Parallel()
+	raw := bytes.Repeat([]byte{0x42}, KeySize)
+	edgy := append([]byte{'\n'}, bytes.Repeat([]byte{0x42}, KeySize-2)...)
+	edgy = append(edgy, ' ') // random key bytes may look like whitespace at either end
+	for _, tc := range []struct {
+		name string
+		file []byte
+		want []byte
+	}{
+		{"raw", raw, raw},
+		{"raw with whitespace bytes at the ends", edgy, edgy},
+		{"base64 with a newline", []byte(base64.StdEncoding.EncodeToString(raw) + "\n"), raw},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := decodeKeyFile(tc.file)
+			if err != nil || !bytes.Equal(got, tc.want) {
+				t.Fatalf("decodeKeyFile = %x, %v; want %x", got, err, tc.want)
+			}
+		})
+	}
+}
