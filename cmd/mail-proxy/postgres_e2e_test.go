@@ -445,6 +445,12 @@ func TestPostgresNotifyWakesOtherInstance(t *testing.T) {
 	api := startProxy(t, pgEnv(dsn, map[string]string{"GMP_SCHEDULER_ACTIVE": "false"}))
 	sender := startProxy(t, pgEnv(dsn, map[string]string{"GMP_SEND_LOOP_INTERVAL": "120", "GMP_LOG_LEVEL": "DEBUG"}))
 	addAccount(t, api, "acc", srv)
+	// Enqueue only once the sender listens: a notification sent before its
+	// LISTEN took effect is lost (the sender's wake at LISTEN covers that in
+	// service, but this test is about the notification).
+	waitFor(t, 30*time.Second, "the sender listening for notifications", func() bool {
+		return strings.Contains(sender.logs(), "postgres: listening for work notifications")
+	})
 	const note = "postgres: work notification received"
 	before := strings.Count(sender.logs(), note)
 

@@ -42,9 +42,9 @@ func (s *Store) notifyCommitted(ctx context.Context) {
 
 // Listen calls wake for every notification on the work channel until ctx
 // ends, then returns nil. It holds its own connection (outside the pool)
-// with LISTEN; when that connection fails it reconnects with backoff and
-// calls wake once after each reconnect, since notifications sent while it
-// was away are lost. wake must not block.
+// with LISTEN; when that connection fails it reconnects with backoff. It
+// calls wake once each time LISTEN takes effect, since notifications sent
+// before (or while it was away) are lost. wake must not block.
 func (s *Store) Listen(ctx context.Context, wake func()) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -94,9 +94,10 @@ func (s *Store) listenOnce(ctx context.Context, wake func(), reconnected bool) e
 	if _, err := conn.Exec(ctx, qListen); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	if reconnected {
-		wake()
-	}
+	// Notifications sent before LISTEN took effect are lost, on the first
+	// connection as after a reconnect: one wake covers them.
+	s.log.Debug("postgres: listening for work notifications", "reconnected", reconnected)
+	wake()
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
