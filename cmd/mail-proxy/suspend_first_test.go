@@ -44,6 +44,10 @@ func TestSuspendBatchBeforeItsMessagesExist(t *testing.T) {
 	if got := receivedIDs(srv); len(got) != 1 {
 		t.Fatalf("received %v: the suspended batch was sent", got)
 	}
+	// The server has a message a moment before its outcome commits.
+	waitFor(t, 30*time.Second, "the unbatched message recorded sent", func() bool {
+		return p.messageIDs("default", "sent")["free"]
+	})
 	if pending := p.messageIDs("default", "pending"); len(pending) != 3 {
 		t.Fatalf("pending %v, want the three held messages", pending)
 	}
