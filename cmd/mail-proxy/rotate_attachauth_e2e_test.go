@@ -1,16 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -29,21 +24,7 @@ func TestRotateKeyReSealsQueuedAttachmentAuth(t *testing.T) {
 		token    = "rotate-attach-bearer-7f3a"
 		password = "rotate-attach-basic-91c2"
 	)
-	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.Method == "GET" && r.URL.Path == "/files/a.txt" && r.Header.Get("Authorization") == "Bearer "+token:
-			_, _ = w.Write([]byte("content of a"))
-		case r.Method == "POST" && r.URL.Path == "/mail-proxy/attachments":
-			if u, p, ok := r.BasicAuth(); !ok || u != "files-user" || p != password {
-				http.Error(w, "bad credentials", http.StatusUnauthorized)
-				return
-			}
-			_, _ = w.Write([]byte("content of b"))
-		default:
-			http.Error(w, "bad credentials", http.StatusUnauthorized)
-		}
-	}))
-	defer files.Close()
+	c := newAttachAuthCase(t, token, password)
 	smtp := newSMTP(t, testsmtp.Options{})
 	newKey := func() (string, *secret.Cipher) {
 		raw := make([]byte, 32)
@@ -65,30 +46,11 @@ func TestRotateKeyReSealsQueuedAttachmentAuth(t *testing.T) {
 
 	// Under key A: the tenant is suspended, so the message stays queued.
 	p := startProxy(t, env(keyA))
-	if code := p.call("POST", "/tenant", map[string]any{"id": "acme", "client_base_url": files.URL}, nil); code != 200 {
-		t.Fatalf("POST /tenant: %d", code)
-	}
-	body := map[string]any{"id": "acc", "tenant_id": "acme", "host": "127.0.0.1", "port": smtp.Port(), "use_tls": false}
-	if code := p.call("POST", "/account", body, nil); code != 200 {
-		t.Fatalf("POST /account: %d", code)
-	}
+	c.setUp(t, p, smtp)
 	if code := p.call("POST", "/commands/suspend?tenant_id=acme", nil, nil); code != 200 {
 		t.Fatalf("suspend: %d", code)
 	}
-	m := msg("m1", "acc", "rcpt@example.com")
-	m["tenant_id"] = "acme"
-	m["attachments"] = []any{
-		map[string]any{"filename": "a.txt", "storage_path": files.URL + "/files/a.txt", "fetch_mode": "http_url",
-			"auth": map[string]any{"method": "bearer", "token": token}},
-		map[string]any{"filename": "b.txt", "storage_path": "doc-b", "fetch_mode": "endpoint",
-			"auth": map[string]any{"method": "basic", "user": "files-user", "password": password}},
-	}
-	var added struct {
-		Queued int `json:"queued"`
-	}
-	if code := p.call("POST", "/commands/add-messages", map[string]any{"messages": []any{m}}, &added); code != 200 || added.Queued != 1 {
-		t.Fatalf("add-messages: %d, queued %d", code, added.Queued)
-	}
+	c.enqueue(t, p)
 	p.stop()
 
 	out, code := runBinary(t, env(keyA), "--json", "rotate-key", "--new-key", keyB)
@@ -123,29 +85,12 @@ func TestRotateKeyReSealsQueuedAttachmentAuth(t *testing.T) {
 			t.Errorf("attachment %d's secret opens with the new key to %q, %v", i, got, err)
 		}
 	}
-	paths, _ := filepath.Glob(db + "*")
-	for _, f := range paths {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range []string{token, password} {
-			if bytes.Contains(b, []byte(s)) {
-				t.Errorf("%s holds the plaintext %q", filepath.Base(f), s)
-			}
-		}
-	}
+	c.assertNoPlaintext(t, db)
 
 	// Under key B the released message fetches both attachments and is sent.
 	p = startProxy(t, env(keyB))
 	if code := p.call("POST", "/commands/activate?tenant_id=acme", nil, nil); code != 200 {
 		t.Fatalf("activate: %d", code)
 	}
-	waitFor(t, 30*time.Second, "delivery", func() bool { return len(smtp.Messages()) == 1 })
-	data := string(smtp.Messages()[0].Data)
-	for _, part := range []string{"content of a", "content of b"} {
-		if !strings.Contains(data, base64.StdEncoding.EncodeToString([]byte(part))) && !strings.Contains(data, part) {
-			t.Errorf("delivered message lacks attachment %q:\n%s", part, data)
-		}
-	}
+	c.assertDelivered(t, smtp)
 }
