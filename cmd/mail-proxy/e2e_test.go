@@ -84,19 +84,26 @@ func TestAcknowledgedMessagesSurviveKill9(t *testing.T) {
 	wg.Wait()
 
 	p2 := startProxy(t, env)
-	stored := p2.messageIDs("default", "")
 	mu.Lock()
 	defer mu.Unlock()
+	assertAllStored(t, p2, acked, "acknowledged messages")
+	t.Logf("all %d acknowledged messages survived kill -9", len(acked))
+}
+
+// assertAllStored fails unless every id is stored in the default tenant of p
+// (after a kill -9: what was acknowledged must be there).
+func assertAllStored(t *testing.T, p *proc, ids []string, what string) {
+	t.Helper()
+	stored := p.messageIDs("default", "")
 	missing := 0
-	for _, id := range acked {
+	for _, id := range ids {
 		if !stored[id] {
 			missing++
 		}
 	}
 	if missing > 0 {
-		t.Fatalf("%d of %d acknowledged messages lost after kill -9", missing, len(acked))
+		t.Fatalf("%d of %d %s lost after kill -9", missing, len(ids), what)
 	}
-	t.Logf("all %d acknowledged messages survived kill -9", len(acked))
 }
 
 // kill -9 during a send burst: after a restart every acknowledged message is

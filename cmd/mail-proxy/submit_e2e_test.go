@@ -90,18 +90,9 @@ func TestSubmittedMessagesSurviveKill9(t *testing.T) {
 	wg.Wait()
 
 	p2 := startProxy(t, env)
-	stored := p2.messageIDs("default", "")
 	mu.Lock()
 	defer mu.Unlock()
-	missing := 0
-	for _, id := range acked {
-		if !stored[id] {
-			missing++
-		}
-	}
-	if missing > 0 {
-		t.Fatalf("%d of %d accepted submissions lost after kill -9", missing, len(acked))
-	}
+	assertAllStored(t, p2, acked, "accepted submissions")
 	p2.call("POST", "/commands/run-now", nil, nil)
 	waitFor(t, 60*time.Second, "delivery of every accepted submission", func() bool {
 		got := receivedIDs(up)
