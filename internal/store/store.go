@@ -459,6 +459,14 @@ type Store interface {
 	EnqueueBatch(ctx context.Context, items []NewMessage, now time.Time) ([]EnqueueResult, error)
 	ListMessages(ctx context.Context, f MessageFilter, now time.Time) ([]MessageRecord, error)
 	DeleteMessages(ctx context.Context, tenantID string, ids []string) (DeleteResult, error)
+	// GetMessage reads one message by client id as ListMessages lists it,
+	// with its history (ErrNotFound if the tenant has none by that id).
+	// tenantID "" looks in every tenant and takes the first in listing order.
+	GetMessage(ctx context.Context, tenantID, id string) (MessageRecord, error)
+	// CountBatchPending counts a batch's unprocessed messages (no final
+	// outcome: queued, deferred or claimed); tenantID "" counts every
+	// tenant's. An unknown tenant or batch counts 0.
+	CountBatchPending(ctx context.Context, tenantID, batchCode string) (int, error)
 	// CleanupMessages deletes processed messages (tenantID "" = all tenants)
 	// with no unreported event whose latest reported time is before cutoff,
 	// at most limit (0 = no limit) rows.

@@ -335,6 +335,40 @@ func (s *Store) ListMessages(ctx context.Context, f store.MessageFilter, now tim
 	return list.Records(), nil
 }
 
+// GetMessage reads one message as ListMessages lists it, with its history.
+func (s *Store) GetMessage(ctx context.Context, tenantID, id string) (store.MessageRecord, error) {
+	query, args := qGetMessage, []any{tenantID, id}
+	if tenantID == "" {
+		query, args = qGetMessageAnyTenant, []any{id}
+	}
+	var list *store.RecordList
+	err := s.readTx(ctx, func(tx pgx.Tx) (err error) {
+		list, err = readRecords(ctx, tx, true, query, args...)
+		return err
+	})
+	if err != nil {
+		return store.MessageRecord{}, fmt.Errorf("postgres: get message %q: %w", id, err)
+	}
+	recs := list.Records()
+	if len(recs) == 0 {
+		return store.MessageRecord{}, fmt.Errorf("postgres: get message %q: %w", id, store.ErrNotFound)
+	}
+	return recs[0], nil
+}
+
+// CountBatchPending counts the unprocessed messages of one batch.
+func (s *Store) CountBatchPending(ctx context.Context, tenantID, batchCode string) (int, error) {
+	query, args := qPendingOfTenant, []any{tenantID, batchCode}
+	if tenantID == "" {
+		query, args = qBatchPendingAnyTenant, []any{batchCode}
+	}
+	var n int
+	if err := s.pool.QueryRow(ctx, query, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres: count batch pending: %w", err)
+	}
+	return n, nil
+}
+
 // DeleteMessages deletes the tenant's messages by client id, with their events.
 func (s *Store) DeleteMessages(ctx context.Context, tenantID string, ids []string) (store.DeleteResult, error) {
 	ids = store.UniqueIDs(ids)

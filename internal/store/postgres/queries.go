@@ -221,6 +221,26 @@ WHERE m.tenant_id = $1 AND (m.priority, m.created_at, m.id) > ($3, $4, $5) AND (
 ORDER BY m.priority, m.created_at, m.id
 LIMIT $6`
 
+	// qGetMessage is one message of a tenant, as qListMessages lists it.
+	qGetMessage = `
+SELECT ` + messageCols + `, t.name
+FROM messages m JOIN tenants t ON t.id = m.tenant_id
+WHERE m.tenant_id = $1 AND m.id = $2`
+
+	// qGetMessageAnyTenant is the first message with this id in listing
+	// order, whatever its tenant (a separate query, so that a generic plan
+	// of the tenant's query still reads its index).
+	qGetMessageAnyTenant = `
+SELECT ` + messageCols + `, t.name
+FROM messages m JOIN tenants t ON t.id = m.tenant_id
+WHERE m.id = $1
+ORDER BY m.priority, m.created_at, m.id, m.seq
+LIMIT 1`
+
+	// qBatchPendingAnyTenant counts every tenant's unprocessed messages
+	// of one batch (one tenant's: qPendingOfTenant).
+	qBatchPendingAnyTenant = `SELECT count(*) FROM messages WHERE final_at IS NULL AND batch_code = $1`
+
 	qEventsOfMessages = `
 SELECT ` + eventCols + `
 FROM events e JOIN messages m ON m.pk = e.message_pk

@@ -13,11 +13,13 @@ import (
 	"github.com/mailproxy/mailproxy/internal/store"
 )
 
-// messageCases cover listing, deletion, cleanup, counts, stats, NextDue and payload rewrites (api.md §4.4, §5, lifecycle.md §7).
+// messageCases cover listing, reading one message, a batch's count, deletion, cleanup, counts, stats, NextDue and payload rewrites (api.md §4.4, §5, lifecycle.md §7).
 func messageCases() []testCase {
 	return []testCase{
 		{"ListOrderAndFilters", testMessagesList},
 		{"ListPagesAfterCursor", testMessagesListAfter},
+		{"GetMessage", testMessagesGet},
+		{"CountBatchPending", testMessagesCountBatchPending},
 		{"DeleteMessages", testMessagesDelete},
 		{"CleanupRule", testMessagesCleanup},
 		{"CleanupAllTenantsWithLimit", testMessagesCleanupAllLimit},
@@ -123,6 +125,84 @@ func testMessagesListAfter(t *testing.T, h *harness) {
 	}
 	if _, err := h.s.ListMessages(h.ctx, store.MessageFilter{After: &store.ListStart}, at(0)); err == nil {
 		t.Error("paging by position without a tenant: no error")
+	}
+}
+
+// testMessagesGet reads single messages: the record is the listing's, with
+// history; another tenant's id, an unknown id or tenant is ErrNotFound; and
+// tenant "" takes the first in listing order among the tenants.
+func testMessagesGet(t *testing.T, h *harness) {
+	h.tenantWithAccount("t1")
+	h.tenantWithAccount("t2")
+	h.enqueueQueued(at(0), msg("t1", "same", "acc", priority(store.PriorityLow)), msg("t1", "sent", "acc"),
+		msg("t1", "queued", "acc", batch("b")))
+	h.enqueueQueued(at(1), msg("t2", "same", "acc", priority(store.PriorityHigh)), msg("t2", "only-t2", "acc"))
+	h.enqueue(at(2), msg("t1", "rejected", "acc", rejectReason("missing to")))
+	h.sendNow("sent", at(3))
+	for _, id := range []string{"same", "sent", "queued", "rejected"} {
+		got, err := h.s.GetMessage(h.ctx, "t1", id)
+		if err != nil {
+			t.Fatalf("GetMessage(t1, %q): %v", id, err)
+		}
+		if diff := cmp.Diff(h.record("t1", id), got, cmpOpts); diff != "" {
+			t.Errorf("GetMessage(t1, %q) differs from its listing with history (-list +get):\n%s", id, diff)
+		}
+	}
+	if r, err := h.s.GetMessage(h.ctx, "t1", "sent"); err == nil && (len(r.History) != 1 || r.Final == nil) {
+		t.Errorf("GetMessage(t1, sent): history %v, final %v; want its sent event", r.History, r.Final)
+	}
+	if r, err := h.s.GetMessage(h.ctx, "", "same"); err != nil || r.TenantID != "t2" {
+		t.Errorf("GetMessage(\"\", same) = tenant %q, %v; want t2's (high priority lists first)", r.TenantID, err)
+	}
+	if r, err := h.s.GetMessage(h.ctx, "", "only-t2"); err != nil || r.TenantID != "t2" || r.TenantName == nil {
+		t.Errorf("GetMessage(\"\", only-t2) = tenant %q (name %v), %v; want t2's", r.TenantID, r.TenantName, err)
+	}
+	for _, tc := range []struct{ tenant, id string }{{"t1", "only-t2"}, {"t1", "never"}, {"ghost", "same"}, {"", "never"}} {
+		if _, err := h.s.GetMessage(h.ctx, tc.tenant, tc.id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("GetMessage(%q, %q) error = %v, want ErrNotFound", tc.tenant, tc.id, err)
+		}
+	}
+}
+
+// testMessagesCountBatchPending counts a batch's unprocessed messages:
+// queued, deferred and claimed ones, not sent or rejected ones, nor those
+// of other batches or tenants.
+func testMessagesCountBatchPending(t *testing.T, h *harness) {
+	h.tenantWithAccount("t1")
+	h.tenantWithAccount("t2")
+	h.enqueueQueued(at(0),
+		msg("t1", "ready", "acc", batch("b1")), msg("t1", "deferred", "acc", batch("b1"), deferredUntil(at(999))),
+		msg("t1", "claimed", "acc", batch("b1"), priority(store.PriorityImmediate)),
+		msg("t1", "sent", "acc", batch("b1"), priority(store.PriorityHigh)),
+		msg("t1", "other-batch", "acc", batch("b2")), msg("t1", "no-batch", "acc"),
+		msg("t2", "t2-b1", "acc", batch("b1")))
+	h.enqueue(at(0), msg("t1", "rejected", "acc", batch("b1"), rejectReason("missing to")))
+	req := claimReq("o", at(1))
+	req.Limit = 2
+	for _, c := range h.claim(req) {
+		if c.Message.ID == "sent" {
+			h.finish(c, store.OutcomeSent, at(1), "250 OK")
+		} else if c.Message.ID != "claimed" {
+			t.Fatalf("Claim at +1s took %q, want the immediate and the high-priority message", c.Message.ID)
+		}
+	}
+	if _, err := h.s.Suspend(h.ctx, "t2", nil); err != nil {
+		t.Fatalf("Suspend: %v", err)
+	}
+	for _, tc := range []struct {
+		tenant, batch string
+		want          int
+	}{
+		{"t1", "b1", 3}, // ready, deferred, claimed
+		{"t1", "b2", 1},
+		{"t1", "never", 0},
+		{"t2", "b1", 1}, // suspended still counts
+		{"", "b1", 4},
+		{"ghost", "b1", 0},
+	} {
+		if n, err := h.s.CountBatchPending(h.ctx, tc.tenant, tc.batch); err != nil || n != tc.want {
+			t.Errorf("CountBatchPending(%q, %q) = %d, %v; want %d", tc.tenant, tc.batch, n, err, tc.want)
+		}
 	}
 }
 

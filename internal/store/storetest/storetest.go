@@ -1,5 +1,5 @@
 // Package storetest is the conformance suite every store.Store driver passes
-// (SQLite now, PostgreSQL later). A driver's test calls Run with a factory
+// (SQLite and PostgreSQL). A driver's test calls Run with a factory
 // returning a fresh, empty, migrated store; the suite speaks only the
 // store.Store interface, so it states the contract once for all drivers.
 //
