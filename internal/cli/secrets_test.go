@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/mailproxy/mailproxy/internal/config"
 	"github.com/mailproxy/mailproxy/internal/proxy"
 	"github.com/mailproxy/mailproxy/internal/secret"
@@ -117,7 +119,7 @@ func TestEncryptSecretsAndRotateKey(t *testing.T) {
 		To: []string{"b@example.com"}, Subject: "s", Body: "b", Attachments: []store.Attachment{{Filename: "a.txt",
 			StoragePath: "https://files.example/a", Auth: &store.ClientAuth{Method: "bearer", Token: "plain-attach-token"}}}})
 	mustDo(t, err)
-	_, err = st.EnqueueBatch(ctx, []store.NewMessage{{PK: store.NewPK(), TenantID: "t1", ID: "m1", AccountID: "a1",
+	_, err = st.EnqueueBatch(ctx, []store.NewMessage{{PK: uuid.NewString(), TenantID: "t1", ID: "m1", AccountID: "a1",
 		Priority: store.PriorityMedium, Payload: payload}}, time.Now())
 	mustDo(t, err)
 	mustDo(t, st.Close())

@@ -1,6 +1,8 @@
-// Package store defines mailproxy's persistent state and the one interface
-// every storage driver implements (SQLite in store/sqlite, PostgreSQL in
-// store/postgres). The API, the dispatcher and the report loop consume it.
+// Package store is mailproxy's storage contract: the domain types, the
+// sentinel errors and the one interface every driver implements (SQLite in
+// store/sqlite, PostgreSQL in store/postgres; store/storetest is the suite
+// both pass). The API, the dispatcher and the report loop consume it. What
+// only the drivers need lives below, in store/internal/driver.
 //
 // Rules every driver follows:
 //  1. Each method is one transaction; no transaction handle leaks out.
@@ -217,10 +219,16 @@ const (
 	SendingInProgress                      // live claim; left unchanged
 )
 
+// Reject reasons EnqueueBatch gives by itself (api.md §3.3).
+const (
+	ReasonNoID      = "missing id"                   // never stored: there is no key to store it under
+	ReasonNoAccount = "account not found for tenant" // stored as an errored message when its tenant exists
+)
+
 // EnqueueResult is the outcome for one NewMessage, in request order.
 type EnqueueResult struct {
 	Status EnqueueStatus
-	Reason string // for Rejected: the reject reason, or "account not found for tenant"
+	Reason string // for Rejected: the caller's reject reason, or ReasonNoID or ReasonNoAccount
 	PK     string
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mailproxy/mailproxy/internal/store"
+	"github.com/mailproxy/mailproxy/internal/store/internal/driver"
 )
 
 // accountDest lists the scan destinations of accountCols for a.
@@ -36,7 +37,7 @@ func (s *Store) UpsertAccount(ctx context.Context, a store.Account) error {
 	if a.ID == "" {
 		return errors.New("postgres: upsert account: empty id")
 	}
-	created, updated := store.RowTimes(a.CreatedAt, a.UpdatedAt, s.now)
+	created, updated := driver.RowTimes(a.CreatedAt, a.UpdatedAt, s.now)
 	_, err := s.pool.Exec(ctx, qUpsertAccount, a.TenantID, a.ID, a.Host, a.Port, a.User, a.Password, a.TTL,
 		a.LimitPerMinute, a.LimitPerHour, a.LimitPerDay, a.LimitBehavior, a.UseTLS, a.TLSVerify, a.BatchSize,
 		a.IsPECAccount, a.IMAPHost, a.IMAPPort, a.IMAPUser, a.IMAPPassword, a.IMAPSSL, ms(created), ms(updated),

@@ -9,11 +9,12 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mailproxy/mailproxy/internal/store"
+	"github.com/mailproxy/mailproxy/internal/store/internal/driver"
 )
 
 // AppendCommand records one mutating call.
 func (s *Store) AppendCommand(ctx context.Context, e store.CommandLogEntry) error {
-	at := store.Stamp(e.At, s.now)
+	at := driver.Stamp(e.At, s.now)
 	err := s.once(ctx, func() error {
 		_, err := s.pool.Exec(ctx, qAppendCommand, ms(at), e.Endpoint, e.TenantID, nullJSON(e.Payload),
 			e.ResponseStatus, nullJSON(e.ResponseBody), e.Caller)
@@ -72,7 +73,7 @@ func scanIdempotency(sc scanner) (store.IdempotencyRecord, error) {
 
 // BeginIdempotent inserts a running record, or returns the existing one.
 func (s *Store) BeginIdempotent(ctx context.Context, rec store.IdempotencyRecord) (store.IdempotencyRecord, bool, error) {
-	rec.CreatedAt = fromMS(ms(store.Stamp(rec.CreatedAt, s.now)))
+	rec.CreatedAt = fromMS(ms(driver.Stamp(rec.CreatedAt, s.now)))
 	rec.Status = 0
 	rec.Response = nil
 	var (

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mailproxy/mailproxy/internal/store"
+	"github.com/mailproxy/mailproxy/internal/store/internal/driver"
 )
 
 // Dashboard reads (store.Store.Overview, SearchMessages).
@@ -110,9 +111,9 @@ func (s *Store) Overview(ctx context.Context, tenantID string, now, since time.T
 func (s *Store) SearchMessages(ctx context.Context, f store.MessageSearch, now time.Time) ([]store.MessageRecord, error) {
 	text := ""
 	if f.Text != "" {
-		text = store.LikePattern(f.Text)
+		text = driver.LikePattern(f.Text)
 	}
-	var list *store.RecordList
+	var list *driver.RecordList
 	err := s.readTx(ctx, func(tx pgx.Tx) (err error) {
 		list, err = readRecords(ctx, tx, f.IncludeHistory, qSearchMessages, f.TenantID, f.AccountID, f.ID,
 			f.BatchCode, f.State, ms(now), text, sqlLimit(f.Limit), max(f.Offset, 0))

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mailproxy/mailproxy/internal/store"
+	"github.com/mailproxy/mailproxy/internal/store/internal/driver"
 )
 
 const (
@@ -45,7 +46,7 @@ func (s *Store) AddSuppressions(ctx context.Context, entries []store.Suppression
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		added = 0
 		for _, e := range entries {
-			created := store.Stamp(e.CreatedAt, s.now)
+			created := driver.Stamp(e.CreatedAt, s.now)
 			tag, err := tx.Exec(ctx, qAddSuppression, e.TenantID, strings.ToLower(e.Address), e.Reason, e.Source, ms(created))
 			if isForeignKey(err) {
 				return fmt.Errorf("tenant %q: %w", e.TenantID, store.ErrTenantNotFound)
@@ -150,7 +151,7 @@ func (s *Store) FindMessages(ctx context.Context, l store.MessageLookup) ([]stor
 
 // AddBounce appends a bounce event unless an identical one exists.
 func (s *Store) AddBounce(ctx context.Context, ev store.Event) (bool, error) {
-	at := store.Stamp(ev.At, s.now)
+	at := driver.Stamp(ev.At, s.now)
 	added := false
 	// Serialised per message so two pollers cannot both insert.
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {

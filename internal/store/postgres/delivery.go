@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mailproxy/mailproxy/internal/store"
+	"github.com/mailproxy/mailproxy/internal/store/internal/driver"
 )
 
 // maxClaimPages bounds the pages one claim reads.
@@ -57,7 +58,7 @@ func claim(ctx context.Context, tx pgx.Tx, req store.ClaimRequest) ([]store.Clai
 
 	var exTenants, exAccounts []string
 	for key := range req.SkipAccounts {
-		if tenantID, accountID, ok := store.SplitAccountKey(key); ok {
+		if tenantID, accountID, ok := driver.SplitAccountKey(key); ok {
 			exTenants = append(exTenants, tenantID)
 			exAccounts = append(exAccounts, accountID)
 		}
@@ -106,7 +107,7 @@ func claim(ctx context.Context, tx pgx.Tx, req store.ClaimRequest) ([]store.Clai
 					c.Account = &acc
 					batchSize = acc.BatchSize
 				}
-				caps[k] = store.ClaimCap(req.PerAccount, batchSize)
+				caps[k] = driver.ClaimCap(req.PerAccount, batchSize)
 				taken[k]++
 				claims = append(claims, c)
 				return nil
@@ -138,7 +139,7 @@ func (s *Store) RenewLease(ctx context.Context, owner string, pks []string, unti
 	if owner == "" || len(pks) == 0 {
 		return []string{}, nil
 	}
-	pks = store.UniqueIDs(pks)
+	pks = driver.UniqueIDs(pks)
 	rows, err := s.pool.Query(ctx, qRenewLease, ms(until), pks, owner)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: renew lease: %w", err)
@@ -147,7 +148,7 @@ func (s *Store) RenewLease(ctx context.Context, owner string, pks []string, unti
 	if err != nil {
 		return nil, fmt.Errorf("postgres: renew lease: %w", err)
 	}
-	return store.IDsIn(pks, renewed), nil
+	return driver.IDsIn(pks, renewed), nil
 }
 
 // RecordOutcome ends an attempt if owner still holds it (same attempt): the
@@ -157,7 +158,7 @@ func (s *Store) RecordOutcome(ctx context.Context, o store.Outcome) error {
 	if o.Owner == "" {
 		return fmt.Errorf("postgres: record outcome %s: %w", o.MessagePK, store.ErrLeaseLost)
 	}
-	at := ms(store.Stamp(o.At, s.now))
+	at := ms(driver.Stamp(o.At, s.now))
 	retry := int64(o.RetryCount)
 	var (
 		query string
@@ -201,7 +202,7 @@ func (s *Store) RecordOutcome(ctx context.Context, o store.Outcome) error {
 				return err
 			}
 			// Minute, hour, day: the order ReserveRate locks them in.
-			for _, w := range store.Windows(r.At) {
+			for _, w := range driver.Windows(r.At) {
 				if _, err := tx.Exec(ctx, qRateRelease, r.TenantID, r.AccountID, w.Span, w.Start); err != nil {
 					return fmt.Errorf("release rate: %w", err)
 				}
@@ -230,7 +231,7 @@ func (s *Store) NextDue(ctx context.Context, now time.Time) (time.Time, bool, er
 	if err := s.pool.QueryRow(ctx, qNextDue, ms(now)).Scan(&deferred, &lease); err != nil {
 		return time.Time{}, false, fmt.Errorf("postgres: next due: %w", err)
 	}
-	due, ok := store.Earliest(timePtr(deferred), timePtr(lease))
+	due, ok := driver.Earliest(timePtr(deferred), timePtr(lease))
 	return due, ok, nil
 }
 

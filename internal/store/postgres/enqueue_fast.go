@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mailproxy/mailproxy/internal/store"
+	"github.com/mailproxy/mailproxy/internal/store/internal/driver"
 )
 
 // enqueueOneRound stores a batch whose (tenant, id) keys are all distinct
@@ -90,7 +91,7 @@ func (s *Store) enqueueOneRoundOnce(ctx context.Context, items []store.NewMessag
 			_, err := pgx.ForEachRow(rows, []any{&tenant, &id, &pk, &processed}, func() error {
 				k := msgKey{tenant, id}
 				if !queue.returned[k] {
-					results[queue.byKey[k]] = store.EnqueueResult{Status: store.UnchangedStatus(processed), PK: pk}
+					results[queue.byKey[k]] = store.EnqueueResult{Status: driver.UnchangedStatus(processed), PK: pk}
 				}
 				return nil
 			})

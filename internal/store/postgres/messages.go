@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mailproxy/mailproxy/internal/store"
+	"github.com/mailproxy/mailproxy/internal/store/internal/driver"
 )
 
 // messageDest lists the scan destinations of messageCols.
@@ -79,7 +80,7 @@ func (s *Store) EnqueueBatch(ctx context.Context, items []store.NewMessage, now 
 	for i, it := range items {
 		pks[i] = it.PK
 		if pks[i] == "" {
-			pks[i] = store.NewPK()
+			pks[i] = driver.NewPK()
 		}
 	}
 	rounds := enqueueRounds(items)
@@ -249,7 +250,7 @@ func enqueueRound(ctx context.Context, tx pgx.Tx, items []store.NewMessage, pks 
 			processed      bool
 		)
 		_, err = pgx.ForEachRow(rows, []any{&tenant, &id, &pk, &processed}, func() error {
-			results[queue.byKey[msgKey{tenant, id}]] = store.EnqueueResult{Status: store.UnchangedStatus(processed), PK: pk}
+			results[queue.byKey[msgKey{tenant, id}]] = store.EnqueueResult{Status: driver.UnchangedStatus(processed), PK: pk}
 			return nil
 		})
 		if err != nil {
@@ -267,7 +268,7 @@ func classifyRound(items []store.NewMessage, pks []string, round []int, tenants 
 	queue, reject = newEnqueueArgs(), newEnqueueArgs()
 	for _, i := range round {
 		it := items[i]
-		reason, _ := store.EnqueueRejectReason(it, func() (bool, error) {
+		reason, _ := driver.EnqueueRejectReason(it, func() (bool, error) {
 			return accounts[msgKey{it.TenantID, it.AccountID}], nil
 		})
 		if reason == "" {
@@ -319,7 +320,7 @@ func (s *Store) ListMessages(ctx context.Context, f store.MessageFilter, now tim
 	if f.After != nil && f.TenantID == "" {
 		return nil, errors.New("postgres: list messages: paging by position needs a tenant")
 	}
-	var list *store.RecordList
+	var list *driver.RecordList
 	err := s.readTx(ctx, func(tx pgx.Tx) (err error) {
 		query, args := qListMessages, []any{f.TenantID, f.ActiveOnly, sqlLimit(f.Limit), max(f.Offset, 0)}
 		if a := f.After; a != nil {
@@ -341,7 +342,7 @@ func (s *Store) GetMessage(ctx context.Context, tenantID, id string) (store.Mess
 	if tenantID == "" {
 		query, args = qGetMessageAnyTenant, []any{id}
 	}
-	var list *store.RecordList
+	var list *driver.RecordList
 	err := s.readTx(ctx, func(tx pgx.Tx) (err error) {
 		list, err = readRecords(ctx, tx, true, query, args...)
 		return err
@@ -371,7 +372,7 @@ func (s *Store) CountBatchPending(ctx context.Context, tenantID, batchCode strin
 
 // DeleteMessages deletes the tenant's messages by client id, with their events.
 func (s *Store) DeleteMessages(ctx context.Context, tenantID string, ids []string) (store.DeleteResult, error) {
-	ids = store.UniqueIDs(ids)
+	ids = driver.UniqueIDs(ids)
 	var res store.DeleteResult
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		res = store.DeleteResult{NotFound: []string{}, Unauthorized: []string{}}
@@ -404,7 +405,7 @@ func (s *Store) DeleteMessages(ctx context.Context, tenantID string, ids []strin
 		if err != nil {
 			return err
 		}
-		res.AddMissing(missing, elsewhere)
+		driver.AddMissing(&res, missing, elsewhere)
 		return nil
 	})
 	if err != nil {
@@ -507,8 +508,8 @@ func (s *Store) RewriteAuthPayloads(ctx context.Context, batch int, fn func(json
 
 // readRecords runs a query of message rows (messageDest's columns plus the
 // account name) and attaches each message's events.
-func readRecords(ctx context.Context, tx pgx.Tx, includeHistory bool, query string, args ...any) (*store.RecordList, error) {
-	list := store.NewRecordList(includeHistory)
+func readRecords(ctx context.Context, tx pgx.Tx, includeHistory bool, query string, args ...any) (*driver.RecordList, error) {
+	list := driver.NewRecordList(includeHistory)
 	rows, err := tx.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err

@@ -1,7 +1,8 @@
 // Package postgres is the store.Store driver for PostgreSQL: several
 // mail-proxy instances share one database, one queue and exact rate limits.
 // It behaves like the SQLite reference driver (internal/store/sqlite) and
-// passes the same conformance suite (internal/store/storetest).
+// passes the same conformance suite (internal/store/storetest); the rules
+// both drivers apply alike come from internal/store/internal/driver.
 //
 // How it works:
 //  1. Open builds a pgxpool and applies the embedded goose migrations under a

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mailproxy/mailproxy/internal/store"
+	"github.com/mailproxy/mailproxy/internal/store/internal/driver"
 )
 
 // errWindowFull rolls a reservation back; the decision says which window.
@@ -24,7 +25,7 @@ func (s *Store) ReserveRate(ctx context.Context, req store.RateRequest) (store.R
 	if unlimited {
 		return store.RateDecision{OK: true}, nil
 	}
-	win := store.Windows(req.Now)
+	win := driver.Windows(req.Now)
 	var dec store.RateDecision
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		dec = store.RateDecision{OK: true}
@@ -58,7 +59,7 @@ func (s *Store) ReserveRate(ctx context.Context, req store.RateRequest) (store.R
 
 // RateUsage returns the counts of the windows containing now.
 func (s *Store) RateUsage(ctx context.Context, tenantID, accountID string, now time.Time) (store.RateUsage, error) {
-	win := store.Windows(now)
+	win := driver.Windows(now)
 	rows, err := s.pool.Query(ctx, qRateUsage, tenantID, accountID, win[0].Start, win[1].Start, win[2].Start)
 	if err != nil {
 		return store.RateUsage{}, fmt.Errorf("postgres: rate usage: %w", err)
@@ -69,7 +70,7 @@ func (s *Store) RateUsage(ctx context.Context, tenantID, accountID string, now t
 		n    int
 	)
 	_, err = pgx.ForEachRow(rows, []any{&span, &n}, func() error {
-		u.Set(span, n)
+		driver.SetUsage(&u, span, n)
 		return nil
 	})
 	if err != nil {

@@ -9,11 +9,12 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mailproxy/mailproxy/internal/store"
+	"github.com/mailproxy/mailproxy/internal/store/internal/driver"
 )
 
 // GetInstance returns the instance settings, or the defaults when none are stored.
 func (s *Store) GetInstance(ctx context.Context) (store.Instance, error) {
-	inst := store.DefaultInstance()
+	inst := driver.DefaultInstance()
 	var created, updated int64
 	err := s.once(ctx, func() error {
 		return s.pool.QueryRow(ctx, qGetInstance).Scan(&inst.Name, &inst.APIToken, &inst.Edition, &inst.BounceEnabled,
@@ -34,7 +35,7 @@ func (s *Store) GetInstance(ctx context.Context) (store.Instance, error) {
 
 // PutInstance stores the instance settings (created_at kept once set).
 func (s *Store) PutInstance(ctx context.Context, inst store.Instance) error {
-	created, updated := store.RowTimes(inst.CreatedAt, inst.UpdatedAt, s.now)
+	created, updated := driver.RowTimes(inst.CreatedAt, inst.UpdatedAt, s.now)
 	_, err := s.pool.Exec(ctx, qPutInstance, inst.Name, inst.APIToken, inst.Edition, inst.BounceEnabled,
 		inst.BounceIMAPHost, inst.BounceIMAPPort, inst.BounceIMAPUser, inst.BounceIMAPPassword,
 		inst.BounceIMAPFolder, inst.BounceIMAPSSL, inst.BouncePollInterval, inst.BounceReturnPath,
@@ -60,7 +61,7 @@ func scanTenant(sc scanner) (store.Tenant, error) {
 	if err != nil {
 		return store.Tenant{}, err
 	}
-	if t.ClientAuth, err = store.DecodeClientAuth(auth); err != nil {
+	if t.ClientAuth, err = driver.DecodeClientAuth(auth); err != nil {
 		return store.Tenant{}, fmt.Errorf("tenant %q: %w", t.ID, err)
 	}
 	t.RateLimits = jsonRaw(rateLimits)
@@ -69,7 +70,7 @@ func scanTenant(sc scanner) (store.Tenant, error) {
 	t.PrevSigningSecretUntil = timePtr(prevUntil)
 	t.CreatedAt = fromMS(created)
 	t.UpdatedAt = fromMS(updated)
-	t.SuspendedBatches = store.NormalizeSuspended(suspended)
+	t.SuspendedBatches = driver.NormalizeSuspended(suspended)
 	return t, nil
 }
 
@@ -78,11 +79,11 @@ func (s *Store) UpsertTenant(ctx context.Context, t store.Tenant) (bool, error) 
 	if t.ID == "" {
 		return false, errors.New("postgres: upsert tenant: empty id")
 	}
-	auth, err := store.EncodeClientAuth(t.ClientAuth)
+	auth, err := driver.EncodeClientAuth(t.ClientAuth)
 	if err != nil {
 		return false, fmt.Errorf("postgres: upsert tenant: %w", err)
 	}
-	createdAt, updated := store.RowTimes(t.CreatedAt, t.UpdatedAt, s.now)
+	createdAt, updated := driver.RowTimes(t.CreatedAt, t.UpdatedAt, s.now)
 	var created bool
 	err = s.pool.QueryRow(ctx, qUpsertTenant, t.ID, t.Name, auth, t.ClientBaseURL, t.ClientSyncPath,
 		t.ClientAttachmentPath, nullJSON(t.RateLimits), nullJSON(t.LargeFileConfig), t.Active,
@@ -246,7 +247,7 @@ func (s *Store) Activate(ctx context.Context, tenantID string, batchCode *string
 // "*" means the whole tenant.
 func (s *Store) suspension(ctx context.Context, op, tenantID string, batchCode *string,
 	change func(tx pgx.Tx, code *string) error) (store.SuspendResult, error) {
-	code := store.SuspensionBatch(batchCode)
+	code := driver.SuspensionBatch(batchCode)
 	var res store.SuspendResult
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		var one int
@@ -268,7 +269,7 @@ func (s *Store) suspension(ctx context.Context, op, tenantID string, batchCode *
 		if err != nil {
 			return err
 		}
-		res.SuspendedBatches = store.NormalizeSuspended(codes)
+		res.SuspendedBatches = driver.NormalizeSuspended(codes)
 		return tx.QueryRow(ctx, qPendingOfTenant, tenantID, code).Scan(&res.PendingMessages)
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/mailproxy/mailproxy/internal/store"
+	"github.com/mailproxy/mailproxy/internal/store/internal/driver"
 )
 
 func scanAccount(sc scanner) (store.Account, error) {
@@ -45,7 +46,7 @@ func (s *Store) UpsertAccount(ctx context.Context, a store.Account) error {
 	if a.ID == "" {
 		return fmt.Errorf("sqlite: upsert account: empty id")
 	}
-	created, updated := store.RowTimes(a.CreatedAt, a.UpdatedAt, s.now)
+	created, updated := driver.RowTimes(a.CreatedAt, a.UpdatedAt, s.now)
 	err := s.write(ctx, func(w *wtx) error {
 		var one int
 		err := w.queryRow(qTenantExists, a.TenantID).Scan(&one)

@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/mailproxy/mailproxy/internal/store"
+	"github.com/mailproxy/mailproxy/internal/store/internal/driver"
 )
 
 // AppendCommand records one mutating call.
 func (s *Store) AppendCommand(ctx context.Context, e store.CommandLogEntry) error {
-	at := store.Stamp(e.At, s.now)
+	at := driver.Stamp(e.At, s.now)
 	err := s.writeRelaxed(ctx, func(w *wtx) error {
 		_, err := w.exec(qAppendCommand, ms(at), e.Endpoint, nullStr(e.TenantID), nullJSON(e.Payload),
 			e.ResponseStatus, nullJSON(e.ResponseBody), e.Caller)
@@ -74,7 +75,7 @@ func scanIdempotency(sc scanner) (store.IdempotencyRecord, error) {
 
 // BeginIdempotent inserts a running record, or returns the existing one.
 func (s *Store) BeginIdempotent(ctx context.Context, rec store.IdempotencyRecord) (store.IdempotencyRecord, bool, error) {
-	rec.CreatedAt = store.Stamp(rec.CreatedAt, s.now)
+	rec.CreatedAt = driver.Stamp(rec.CreatedAt, s.now)
 	rec.Status = 0
 	rec.Response = nil
 	var (

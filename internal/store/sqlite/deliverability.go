@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mailproxy/mailproxy/internal/store"
+	"github.com/mailproxy/mailproxy/internal/store/internal/driver"
 )
 
 const (
@@ -43,7 +44,7 @@ func (s *Store) AddSuppressions(ctx context.Context, entries []store.Suppression
 	err := s.write(ctx, func(w *wtx) error {
 		added = 0
 		for _, e := range entries {
-			created := store.Stamp(e.CreatedAt, s.now)
+			created := driver.Stamp(e.CreatedAt, s.now)
 			res, err := w.exec(qAddSuppression, e.TenantID, strings.ToLower(e.Address), e.Reason, e.Source, ms(created))
 			if isForeignKey(err) {
 				return fmt.Errorf("tenant %q: %w", e.TenantID, store.ErrTenantNotFound)
@@ -171,7 +172,7 @@ func (s *Store) FindMessages(ctx context.Context, l store.MessageLookup) ([]stor
 
 // AddBounce appends a bounce event unless an identical one exists.
 func (s *Store) AddBounce(ctx context.Context, ev store.Event) (bool, error) {
-	at := store.Stamp(ev.At, s.now)
+	at := driver.Stamp(ev.At, s.now)
 	added := false
 	err := s.write(ctx, func(w *wtx) error {
 		var tenant string

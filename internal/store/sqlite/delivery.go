@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mailproxy/mailproxy/internal/store"
+	"github.com/mailproxy/mailproxy/internal/store/internal/driver"
 )
 
 // maxClaimScans bounds the candidate pages one claim reads.
@@ -116,7 +117,7 @@ func chooseCandidates(w *wtx, req store.ClaimRequest, now int64) ([]candidate, e
 	type pair = [2]string
 	var excluded []pair
 	for key := range req.SkipAccounts {
-		tenantID, accountID, ok := store.SplitAccountKey(key)
+		tenantID, accountID, ok := driver.SplitAccountKey(key)
 		if ok {
 			excluded = append(excluded, pair{tenantID, accountID})
 		}
@@ -155,7 +156,7 @@ func chooseCandidates(w *wtx, req store.ClaimRequest, now int64) ([]candidate, e
 			n++
 			lastPri, lastCreated, lastSeq = c.priority, c.createdAt, c.seq
 			key := store.AccountKey(c.tenantID, c.accountID)
-			limit := store.ClaimCap(req.PerAccount, intPtr(c.batchSize))
+			limit := driver.ClaimCap(req.PerAccount, intPtr(c.batchSize))
 			if req.SkipAccounts[key] || (limit > 0 && taken[key] >= limit) {
 				continue
 			}
@@ -210,7 +211,7 @@ func (s *Store) RenewLease(ctx context.Context, owner string, pks []string, unti
 	if owner == "" || len(pks) == 0 {
 		return []string{}, nil
 	}
-	pks = store.UniqueIDs(pks)
+	pks = driver.UniqueIDs(pks)
 	list, err := jsonList(pks)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: renew lease: %w", err)
@@ -235,12 +236,12 @@ func (s *Store) RenewLease(ctx context.Context, owner string, pks []string, unti
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: renew lease: %w", err)
 	}
-	return store.IDsIn(pks, renewed), nil
+	return driver.IDsIn(pks, renewed), nil
 }
 
 // RecordOutcome ends an attempt if owner still holds it (same attempt).
 func (s *Store) RecordOutcome(ctx context.Context, o store.Outcome) error {
-	at := store.Stamp(o.At, s.now)
+	at := driver.Stamp(o.At, s.now)
 	err := s.writeRelaxed(ctx, func(w *wtx) error {
 		return recordOutcome(w, o, at)
 	})
@@ -290,7 +291,7 @@ func recordOutcome(w *wtx, o store.Outcome, at time.Time) error {
 		}
 	}
 	if r := o.ReleaseRate; r != nil {
-		win := store.Windows(r.At)
+		win := driver.Windows(r.At)
 		if _, err := w.exec(qRateRelease, r.TenantID, r.AccountID, win[0].Start, win[1].Start, win[2].Start); err != nil {
 			return fmt.Errorf("release rate: %w", err)
 		}
@@ -319,7 +320,7 @@ func (s *Store) NextDue(ctx context.Context, now time.Time) (time.Time, bool, er
 	if err := s.queryRow(ctx, qNextDue, ms(now)).Scan(&deferred, &lease); err != nil {
 		return time.Time{}, false, fmt.Errorf("sqlite: next due: %w", err)
 	}
-	due, ok := store.Earliest(timePtr(deferred), timePtr(lease))
+	due, ok := driver.Earliest(timePtr(deferred), timePtr(lease))
 	return due, ok, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mailproxy/mailproxy/internal/store"
+	"github.com/mailproxy/mailproxy/internal/store/internal/driver"
 )
 
 func scanMessage(sc scanner, extra ...any) (store.Message, error) {
@@ -92,7 +93,7 @@ func enqueue(w *wtx, items []store.NewMessage, now time.Time) ([]store.EnqueueRe
 	}
 	nowMS := ms(now)
 	for i, it := range items {
-		reason, err := store.EnqueueRejectReason(it, func() (bool, error) {
+		reason, err := driver.EnqueueRejectReason(it, func() (bool, error) {
 			return exists(accounts, store.AccountKey(it.TenantID, it.AccountID), qAccountExists, it.TenantID, it.AccountID)
 		})
 		if err != nil {
@@ -100,7 +101,7 @@ func enqueue(w *wtx, items []store.NewMessage, now time.Time) ([]store.EnqueueRe
 		}
 		pk := it.PK
 		if pk == "" {
-			pk = store.NewPK()
+			pk = driver.NewPK()
 		}
 		args := []any{pk, it.TenantID, it.ID, it.AccountID, it.Priority, nullJSON(it.Payload),
 			nullStr(it.BatchCode), nullMS(it.DeferredUntil), nowMS}
@@ -145,7 +146,7 @@ func enqueue(w *wtx, items []store.NewMessage, now time.Time) ([]store.EnqueueRe
 		if err := w.queryRow(qMessageBlock, it.TenantID, it.ID).Scan(&stored, &processed); err != nil {
 			return nil, fmt.Errorf("item %d: %w", i, err)
 		}
-		results[i] = store.EnqueueResult{Status: store.UnchangedStatus(processed), PK: stored}
+		results[i] = store.EnqueueResult{Status: driver.UnchangedStatus(processed), PK: stored}
 	}
 	return results, nil
 }
@@ -155,7 +156,7 @@ func (s *Store) ListMessages(ctx context.Context, f store.MessageFilter, now tim
 	if f.After != nil && f.TenantID == "" {
 		return nil, errors.New("sqlite: list messages: paging by position needs a tenant")
 	}
-	var list *store.RecordList
+	var list *driver.RecordList
 	err := s.readTx(ctx, func(tx *sql.Tx) (err error) {
 		query, args := qListMessages, []any{f.TenantID, boolInt(f.ActiveOnly), sqlLimit(f.Limit), max(f.Offset, 0)}
 		if a := f.After; a != nil {
@@ -177,7 +178,7 @@ func (s *Store) GetMessage(ctx context.Context, tenantID, id string) (store.Mess
 	if tenantID == "" {
 		query, args = qGetMessageAnyTenant, []any{id}
 	}
-	var list *store.RecordList
+	var list *driver.RecordList
 	err := s.readTx(ctx, func(tx *sql.Tx) (err error) {
 		list, err = readRecords(ctx, tx, true, query, args...)
 		return err
@@ -207,7 +208,7 @@ func (s *Store) CountBatchPending(ctx context.Context, tenantID, batchCode strin
 
 // DeleteMessages deletes the tenant's messages by client id, with their events.
 func (s *Store) DeleteMessages(ctx context.Context, tenantID string, ids []string) (store.DeleteResult, error) {
-	ids = store.UniqueIDs(ids)
+	ids = driver.UniqueIDs(ids)
 	res := store.DeleteResult{NotFound: []string{}, Unauthorized: []string{}}
 	err := s.write(ctx, func(w *wtx) error {
 		res = store.DeleteResult{NotFound: []string{}, Unauthorized: []string{}}
@@ -246,7 +247,7 @@ func (s *Store) DeleteMessages(ctx context.Context, tenantID string, ids []strin
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		res.AddMissing(missing, elsewhere)
+		driver.AddMissing(&res, missing, elsewhere)
 		return nil
 	})
 	if err != nil {
@@ -402,8 +403,8 @@ func (s *Store) RewriteAuthPayloads(ctx context.Context, batch int, fn func(json
 
 // readRecords runs a query of message rows (scanMessage's columns plus the
 // account name) and attaches each message's events.
-func readRecords(ctx context.Context, tx *sql.Tx, includeHistory bool, query string, args ...any) (*store.RecordList, error) {
-	list := store.NewRecordList(includeHistory)
+func readRecords(ctx context.Context, tx *sql.Tx, includeHistory bool, query string, args ...any) (*driver.RecordList, error) {
+	list := driver.NewRecordList(includeHistory)
 	if err := eachRow(ctx, tx, query, args, func(rows *sql.Rows) error {
 		var name sql.NullString
 		m, err := scanMessage(rows, &name)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mailproxy/mailproxy/internal/store"
+	"github.com/mailproxy/mailproxy/internal/store/internal/driver"
 )
 
 // ReserveRate takes one slot in every configured window, or none if any is full.
@@ -14,7 +15,7 @@ func (s *Store) ReserveRate(ctx context.Context, req store.RateRequest) (store.R
 	if unlimited {
 		return store.RateDecision{OK: true}, nil
 	}
-	win := store.Windows(req.Now)
+	win := driver.Windows(req.Now)
 	var dec store.RateDecision
 	err := s.write(ctx, func(w *wtx) error {
 		for i, lim := range limits {
@@ -53,7 +54,7 @@ func (s *Store) ReserveRate(ctx context.Context, req store.RateRequest) (store.R
 
 // RateUsage returns the counts of the windows containing now.
 func (s *Store) RateUsage(ctx context.Context, tenantID, accountID string, now time.Time) (store.RateUsage, error) {
-	win := store.Windows(now)
+	win := driver.Windows(now)
 	rows, err := s.query(ctx, qRateUsage, tenantID, accountID, win[0].Start, win[1].Start, win[2].Start)
 	if err != nil {
 		return store.RateUsage{}, fmt.Errorf("sqlite: rate usage: %w", err)
@@ -66,7 +67,7 @@ func (s *Store) RateUsage(ctx context.Context, tenantID, accountID string, now t
 		if err := rows.Scan(&span, &n); err != nil {
 			return store.RateUsage{}, fmt.Errorf("sqlite: rate usage: %w", err)
 		}
-		u.Set(span, n)
+		driver.SetUsage(&u, span, n)
 	}
 	if err := rows.Err(); err != nil {
 		return store.RateUsage{}, fmt.Errorf("sqlite: rate usage: %w", err)

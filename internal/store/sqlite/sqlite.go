@@ -13,6 +13,9 @@
 //  4. Messages carry an internal state (queued, leased, final) so the claim
 //     index holds only queued rows; expired leases are moved back to queued
 //     at the start of each claim.
+//
+// The per-item rules both drivers apply the same way (enqueue rejects, row
+// times, listing assembly, rate windows) come from store/internal/driver.
 package sqlite
 
 import (

@@ -7,11 +7,12 @@ import (
 	"time"
 
 	"github.com/mailproxy/mailproxy/internal/store"
+	"github.com/mailproxy/mailproxy/internal/store/internal/driver"
 )
 
 // GetInstance returns the instance settings, or the defaults when none are stored.
 func (s *Store) GetInstance(ctx context.Context) (store.Instance, error) {
-	inst := store.DefaultInstance()
+	inst := driver.DefaultInstance()
 	var (
 		host, user, returnPath sql.NullString
 		enabled, ssl           int64
@@ -38,7 +39,7 @@ func (s *Store) GetInstance(ctx context.Context) (store.Instance, error) {
 
 // PutInstance stores the instance settings (created_at kept once set).
 func (s *Store) PutInstance(ctx context.Context, inst store.Instance) error {
-	created, updated := store.RowTimes(inst.CreatedAt, inst.UpdatedAt, s.now)
+	created, updated := driver.RowTimes(inst.CreatedAt, inst.UpdatedAt, s.now)
 	err := s.write(ctx, func(w *wtx) error {
 		_, err := w.exec(qPutInstance, inst.Name, inst.APIToken, inst.Edition, boolInt(inst.BounceEnabled),
 			nullStr(inst.BounceIMAPHost), inst.BounceIMAPPort, nullStr(inst.BounceIMAPUser),
@@ -67,7 +68,7 @@ func scanTenant(sc scanner) (store.Tenant, error) {
 		return store.Tenant{}, err
 	}
 	t.Name = strPtr(name)
-	if t.ClientAuth, err = store.DecodeClientAuth(strPtr(auth)); err != nil {
+	if t.ClientAuth, err = driver.DecodeClientAuth(strPtr(auth)); err != nil {
 		return store.Tenant{}, fmt.Errorf("tenant %q: %w", t.ID, err)
 	}
 	t.ClientBaseURL = strPtr(baseURL)
@@ -98,7 +99,7 @@ func suspendedOf(rows *sql.Rows, err error) ([]string, error) {
 		}
 		out = append(out, code)
 	}
-	return store.NormalizeSuspended(out), rows.Err()
+	return driver.NormalizeSuspended(out), rows.Err()
 }
 
 // UpsertTenant creates or replaces the tenant's payload fields.
@@ -106,11 +107,11 @@ func (s *Store) UpsertTenant(ctx context.Context, t store.Tenant) (bool, error) 
 	if t.ID == "" {
 		return false, fmt.Errorf("sqlite: upsert tenant: empty id")
 	}
-	auth, err := store.EncodeClientAuth(t.ClientAuth)
+	auth, err := driver.EncodeClientAuth(t.ClientAuth)
 	if err != nil {
 		return false, fmt.Errorf("sqlite: upsert tenant: %w", err)
 	}
-	createdAt, updated := store.RowTimes(t.CreatedAt, t.UpdatedAt, s.now)
+	createdAt, updated := driver.RowTimes(t.CreatedAt, t.UpdatedAt, s.now)
 	var created bool
 	err = s.write(ctx, func(w *wtx) error {
 		var one int
@@ -202,7 +203,7 @@ func fillSuspended(ctx context.Context, tx *sql.Tx, tenants []store.Tenant) erro
 	}
 	for i := range tenants {
 		if codes, ok := byID[tenants[i].ID]; ok {
-			tenants[i].SuspendedBatches = store.NormalizeSuspended(codes)
+			tenants[i].SuspendedBatches = driver.NormalizeSuspended(codes)
 		}
 	}
 	return nil
@@ -329,7 +330,7 @@ func suspendedAll(w *wtx, tenantID string) (bool, error) {
 // A batch code "*" means the whole tenant.
 func (s *Store) suspension(ctx context.Context, op, tenantID string, batchCode *string,
 	change func(w *wtx, code *string) error) (store.SuspendResult, error) {
-	code := store.SuspensionBatch(batchCode)
+	code := driver.SuspensionBatch(batchCode)
 	var res store.SuspendResult
 	err := s.write(ctx, func(w *wtx) error {
 		var one int

@@ -1,8 +1,10 @@
-package store
+package driver
 
 import (
 	"testing"
 	"time"
+
+	"github.com/mailproxy/mailproxy/internal/store"
 )
 
 func TestSplitAccountKey(t *testing.T) {
@@ -13,10 +15,10 @@ func TestSplitAccountKey(t *testing.T) {
 		tenant, account string
 		ok              bool
 	}{
-		{"round trip", AccountKey("acme", "smtp1"), "acme", "smtp1", true},
-		{"empty account", AccountKey("acme", ""), "acme", "", true},
-		{"empty tenant", AccountKey("", "smtp1"), "", "smtp1", true},
-		{"account with a NUL keeps it", AccountKey("acme", "a\x00b"), "acme", "a\x00b", true},
+		{"round trip", store.AccountKey("acme", "smtp1"), "acme", "smtp1", true},
+		{"empty account", store.AccountKey("acme", ""), "acme", "", true},
+		{"empty tenant", store.AccountKey("", "smtp1"), "", "smtp1", true},
+		{"account with a NUL keeps it", store.AccountKey("acme", "a\x00b"), "acme", "a\x00b", true},
 		{"no separator", "acme/smtp1", "", "", false},
 		{"empty key", "", "", "", false},
 	}

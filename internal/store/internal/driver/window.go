@@ -1,18 +1,15 @@
-package store
+package driver
 
-import "time"
+import (
+	"time"
 
-// Rate window spans, as RateDecision.Window names them (ratelimits.md §2).
-const (
-	SpanMinute = "minute"
-	SpanHour   = "hour"
-	SpanDay    = "day"
+	"github.com/mailproxy/mailproxy/internal/store"
 )
 
 // Window is one fixed, epoch-aligned rate window: [Start, End) in Unix
 // milliseconds, the stored time format, so drivers bind them as they are.
 type Window struct {
-	Span       string // SpanMinute, SpanHour or SpanDay
+	Span       string // store.SpanMinute, SpanHour or SpanDay
 	Start, End int64
 }
 
@@ -25,31 +22,23 @@ func Windows(now time.Time) [3]Window {
 		return Window{Span: span, Start: start, End: start + length}
 	}
 	return [3]Window{
-		window(SpanMinute, time.Minute.Milliseconds()),
-		window(SpanHour, time.Hour.Milliseconds()),
-		window(SpanDay, 24*time.Hour.Milliseconds()),
+		window(store.SpanMinute, time.Minute.Milliseconds()),
+		window(store.SpanHour, time.Hour.Milliseconds()),
+		window(store.SpanDay, 24*time.Hour.Milliseconds()),
 	}
 }
 
-// Set stores n as the count of the window named span; an unknown span is
+// SetUsage stores n in u as the count of the window named span; an unknown span is
 // ignored, so a driver can pass its rows through as they come.
-func (u *RateUsage) Set(span string, n int) {
+func SetUsage(u *store.RateUsage, span string, n int) {
 	switch span {
-	case SpanMinute:
+	case store.SpanMinute:
 		u.Minute = n
-	case SpanHour:
+	case store.SpanHour:
 		u.Hour = n
-	case SpanDay:
+	case store.SpanDay:
 		u.Day = n
 	}
-}
-
-// Limits are the request's minute, hour and day limits, in Windows order;
-// none is true when no window is limited (<= 0 each), and the reservation
-// is granted without touching the store.
-func (r RateRequest) Limits() (limits [3]int, none bool) {
-	limits = [3]int{r.PerMinute, r.PerHour, r.PerDay}
-	return limits, limits[0] <= 0 && limits[1] <= 0 && limits[2] <= 0
 }
 
 // floorDiv is integer division rounding toward negative infinity, so times

@@ -1,9 +1,11 @@
-package store
+package driver
 
 import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/mailproxy/mailproxy/internal/store"
 )
 
 func TestUniqueIDs(t *testing.T) {
@@ -66,19 +68,19 @@ func TestDeleteResultAddMissing(t *testing.T) {
 		name      string
 		missing   []string
 		elsewhere map[string]bool
-		want      DeleteResult
+		want      store.DeleteResult
 	}{
-		{"nothing missing", nil, nil, DeleteResult{Removed: 2, NotFound: []string{}, Unauthorized: []string{}}},
+		{"nothing missing", nil, nil, store.DeleteResult{Removed: 2, NotFound: []string{}, Unauthorized: []string{}}},
 		{"unknown everywhere", []string{"a", "b"}, nil,
-			DeleteResult{Removed: 2, NotFound: []string{"a", "b"}, Unauthorized: []string{}}},
+			store.DeleteResult{Removed: 2, NotFound: []string{"a", "b"}, Unauthorized: []string{}}},
 		{"another tenant's", []string{"a", "b", "c"}, map[string]bool{"b": true},
-			DeleteResult{Removed: 2, NotFound: []string{"a", "c"}, Unauthorized: []string{"b"}}},
+			store.DeleteResult{Removed: 2, NotFound: []string{"a", "c"}, Unauthorized: []string{"b"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			r := DeleteResult{Removed: 2, NotFound: []string{}, Unauthorized: []string{}}
-			r.AddMissing(tt.missing, tt.elsewhere)
+			r := store.DeleteResult{Removed: 2, NotFound: []string{}, Unauthorized: []string{}}
+			AddMissing(&r, tt.missing, tt.elsewhere)
 			if diff := cmp.Diff(tt.want, r); diff != "" {
 				t.Errorf("AddMissing (-want +got):\n%s", diff)
 			}

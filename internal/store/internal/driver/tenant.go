@@ -1,8 +1,10 @@
-package store
+package driver
 
 import (
 	"encoding/json"
 	"fmt"
+
+	"github.com/mailproxy/mailproxy/internal/store"
 )
 
 // NormalizeSuspended is how every driver reports a tenant's suspended
@@ -10,8 +12,8 @@ import (
 // stored, no suspension as an empty, non-nil list, else the codes as given.
 func NormalizeSuspended(codes []string) []string {
 	for _, c := range codes {
-		if c == SuspendAll {
-			return []string{SuspendAll}
+		if c == store.SuspendAll {
+			return []string{store.SuspendAll}
 		}
 	}
 	if codes == nil {
@@ -23,7 +25,7 @@ func NormalizeSuspended(codes []string) []string {
 // SuspensionBatch is the batch a Suspend or Activate call is about: nil for
 // the whole tenant, which a nil, empty or SuspendAll code all mean.
 func SuspensionBatch(batchCode *string) *string {
-	if batchCode == nil || *batchCode == "" || *batchCode == SuspendAll {
+	if batchCode == nil || *batchCode == "" || *batchCode == store.SuspendAll {
 		return nil
 	}
 	return batchCode
@@ -31,7 +33,7 @@ func SuspensionBatch(batchCode *string) *string {
 
 // EncodeClientAuth is the stored JSON text of a tenant's client credentials
 // (nil for none).
-func EncodeClientAuth(auth *ClientAuth) (*string, error) {
+func EncodeClientAuth(auth *store.ClientAuth) (*string, error) {
 	if auth == nil {
 		return nil, nil
 	}
@@ -44,11 +46,11 @@ func EncodeClientAuth(auth *ClientAuth) (*string, error) {
 }
 
 // DecodeClientAuth reads stored client credentials (nil text: none).
-func DecodeClientAuth(text *string) (*ClientAuth, error) {
+func DecodeClientAuth(text *string) (*store.ClientAuth, error) {
 	if text == nil {
 		return nil, nil
 	}
-	var auth ClientAuth
+	var auth store.ClientAuth
 	if err := json.Unmarshal([]byte(*text), &auth); err != nil {
 		return nil, fmt.Errorf("decode client_auth: %w", err)
 	}

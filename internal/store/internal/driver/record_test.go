@@ -1,4 +1,4 @@
-package store
+package driver
 
 import (
 	"strings"
@@ -6,58 +6,60 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/mailproxy/mailproxy/internal/store"
 )
 
 func TestRecordListFoldsEvents(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 3, 14, 15, 0, 0, 0, time.UTC)
 	final := t0.Add(time.Hour)
-	ev := func(id int64, typ EventType) Event {
-		return Event{ID: id, MessagePK: "pk-a", Type: typ, At: t0.Add(time.Duration(id) * time.Minute)}
+	ev := func(id int64, typ store.EventType) store.Event {
+		return store.Event{ID: id, MessagePK: "pk-a", Type: typ, At: t0.Add(time.Duration(id) * time.Minute)}
 	}
-	ptr := func(e Event) *Event { return &e }
+	ptr := func(e store.Event) *store.Event { return &e }
 	tests := []struct {
 		name    string
 		finalAt *time.Time
 		history bool
-		events  []Event
-		want    MessageRecord // Message and TenantName are filled in below
+		events  []store.Event
+		want    store.MessageRecord // Message and TenantName are filled in below
 	}{
-		{name: "no events", want: MessageRecord{}},
+		{name: "no events", want: store.MessageRecord{}},
 		{
 			name:   "unprocessed: an error is the latest error but not final",
-			events: []Event{ev(1, EventDeferred), ev(2, EventError)},
-			want:   MessageRecord{LatestEvent: ptr(ev(2, EventError)), LatestError: ptr(ev(2, EventError))},
+			events: []store.Event{ev(1, store.EventDeferred), ev(2, store.EventError)},
+			want:   store.MessageRecord{LatestEvent: ptr(ev(2, store.EventError)), LatestError: ptr(ev(2, store.EventError))},
 		},
 		{
 			name:    "processed: the last sent or error event is final",
 			finalAt: &final,
-			events:  []Event{ev(1, EventError), ev(2, EventDeferred), ev(3, EventSent)},
-			want: MessageRecord{LatestEvent: ptr(ev(3, EventSent)), LatestError: ptr(ev(1, EventError)),
-				Final: ptr(ev(3, EventSent))},
+			events:  []store.Event{ev(1, store.EventError), ev(2, store.EventDeferred), ev(3, store.EventSent)},
+			want: store.MessageRecord{LatestEvent: ptr(ev(3, store.EventSent)), LatestError: ptr(ev(1, store.EventError)),
+				Final: ptr(ev(3, store.EventSent))},
 		},
 		{
 			name:    "a bounce after the send is latest but does not replace final",
 			finalAt: &final,
-			events:  []Event{ev(1, EventSent), ev(2, EventBounce)},
-			want: MessageRecord{LatestEvent: ptr(ev(2, EventBounce)), Bounce: ptr(ev(2, EventBounce)),
-				Final: ptr(ev(1, EventSent))},
+			events:  []store.Event{ev(1, store.EventSent), ev(2, store.EventBounce)},
+			want: store.MessageRecord{LatestEvent: ptr(ev(2, store.EventBounce)), Bounce: ptr(ev(2, store.EventBounce)),
+				Final: ptr(ev(1, store.EventSent))},
 		},
 		{
 			name:    "history keeps every event in order",
 			finalAt: &final,
 			history: true,
-			events:  []Event{ev(1, EventDeferred), ev(2, EventBounce), ev(3, EventError)},
-			want: MessageRecord{LatestEvent: ptr(ev(3, EventError)), LatestError: ptr(ev(3, EventError)),
-				Bounce: ptr(ev(2, EventBounce)), Final: ptr(ev(3, EventError)),
-				History: []Event{ev(1, EventDeferred), ev(2, EventBounce), ev(3, EventError)}},
+			events:  []store.Event{ev(1, store.EventDeferred), ev(2, store.EventBounce), ev(3, store.EventError)},
+			want: store.MessageRecord{LatestEvent: ptr(ev(3, store.EventError)), LatestError: ptr(ev(3, store.EventError)),
+				Bounce: ptr(ev(2, store.EventBounce)), Final: ptr(ev(3, store.EventError)),
+				History: []store.Event{ev(1, store.EventDeferred), ev(2, store.EventBounce), ev(3, store.EventError)}},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			name := "Acme"
-			msg := Message{PK: "pk-a", TenantID: "acme", ID: "m1", FinalAt: tt.finalAt}
+			msg := store.Message{PK: "pk-a", TenantID: "acme", ID: "m1", FinalAt: tt.finalAt}
 			l := NewRecordList(tt.history)
 			l.AddMessage(msg, &name)
 			for _, e := range tt.events {
@@ -67,7 +69,7 @@ func TestRecordListFoldsEvents(t *testing.T) {
 			}
 			want := tt.want
 			want.Message, want.TenantName = msg, &name
-			if diff := cmp.Diff([]MessageRecord{want}, l.Records()); diff != "" {
+			if diff := cmp.Diff([]store.MessageRecord{want}, l.Records()); diff != "" {
 				t.Errorf("records (-want +got):\n%s", diff)
 			}
 		})
@@ -81,15 +83,15 @@ func TestRecordListOrderAndErrors(t *testing.T) {
 		t.Fatalf("empty listing: Records() = %#v, want a non-nil empty slice", got)
 	}
 	for _, pk := range []string{"pk-b", "pk-a", "pk-c"} {
-		l.AddMessage(Message{PK: pk}, nil)
+		l.AddMessage(store.Message{PK: pk}, nil)
 	}
 	if diff := cmp.Diff([]string{"pk-b", "pk-a", "pk-c"}, l.PKs()); diff != "" {
 		t.Errorf("PKs (-want +got):\n%s", diff)
 	}
-	if err := l.AddEvent(Event{ID: 9, MessagePK: "pk-a", Type: EventSent}); err != nil {
+	if err := l.AddEvent(store.Event{ID: 9, MessagePK: "pk-a", Type: store.EventSent}); err != nil {
 		t.Fatal(err)
 	}
-	err := l.AddEvent(Event{ID: 10, MessagePK: "pk-zzz", Type: EventSent})
+	err := l.AddEvent(store.Event{ID: 10, MessagePK: "pk-zzz", Type: store.EventSent})
 	if err == nil || !strings.Contains(err.Error(), "pk-zzz") {
 		t.Errorf("event of an unlisted message: err = %v, want one naming pk-zzz", err)
 	}

@@ -1,4 +1,6 @@
-package store
+package driver
+
+import "github.com/mailproxy/mailproxy/internal/store"
 
 // UniqueIDs keeps the first of each id, in order (never nil): a request that
 // names an id twice is answered once for it.
@@ -26,10 +28,10 @@ func IDsIn(ids []string, set map[string]bool) []string {
 	return out
 }
 
-// AddMissing sorts the ids DeleteMessages did not delete: those that exist
+// AddMissing sorts into r the ids DeleteMessages did not delete: those that exist
 // under another tenant (elsewhere) are Unauthorized, the rest NotFound,
 // each list in the order of missing.
-func (r *DeleteResult) AddMissing(missing []string, elsewhere map[string]bool) {
+func AddMissing(r *store.DeleteResult, missing []string, elsewhere map[string]bool) {
 	for _, id := range missing {
 		if elsewhere[id] {
 			r.Unauthorized = append(r.Unauthorized, id)

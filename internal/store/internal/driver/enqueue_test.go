@@ -1,8 +1,10 @@
-package store
+package driver
 
 import (
 	"errors"
 	"testing"
+
+	"github.com/mailproxy/mailproxy/internal/store"
 )
 
 func TestEnqueueRejectReason(t *testing.T) {
@@ -10,20 +12,20 @@ func TestEnqueueRejectReason(t *testing.T) {
 	errLookup := errors.New("lookup failed")
 	tests := []struct {
 		name      string
-		item      NewMessage
+		item      store.NewMessage
 		exists    bool
 		lookupErr error
 		want      string
 		wantAsked bool
 		wantErr   error
 	}{
-		{name: "queued", item: NewMessage{ID: "m1"}, exists: true, want: "", wantAsked: true},
-		{name: "unknown account", item: NewMessage{ID: "m1"}, exists: false, want: ReasonNoAccount, wantAsked: true},
-		{name: "missing id beats the account", item: NewMessage{}, exists: false, want: ReasonNoID},
-		{name: "caller's reason beats everything", item: NewMessage{RejectReason: "invalid address: x"},
+		{name: "queued", item: store.NewMessage{ID: "m1"}, exists: true, want: "", wantAsked: true},
+		{name: "unknown account", item: store.NewMessage{ID: "m1"}, exists: false, want: store.ReasonNoAccount, wantAsked: true},
+		{name: "missing id beats the account", item: store.NewMessage{}, exists: false, want: store.ReasonNoID},
+		{name: "caller's reason beats everything", item: store.NewMessage{RejectReason: "invalid address: x"},
 			want: "invalid address: x"},
-		{name: "caller's reason even with an id", item: NewMessage{ID: "m1", RejectReason: "bad"}, want: "bad"},
-		{name: "lookup error", item: NewMessage{ID: "m1"}, lookupErr: errLookup, wantAsked: true, wantErr: errLookup},
+		{name: "caller's reason even with an id", item: store.NewMessage{ID: "m1", RejectReason: "bad"}, want: "bad"},
+		{name: "lookup error", item: store.NewMessage{ID: "m1"}, lookupErr: errLookup, wantAsked: true, wantErr: errLookup},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,10 +50,10 @@ func TestEnqueueRejectReason(t *testing.T) {
 
 func TestUnchangedStatus(t *testing.T) {
 	t.Parallel()
-	if got := UnchangedStatus(true); got != AlreadySent {
+	if got := UnchangedStatus(true); got != store.AlreadySent {
 		t.Errorf("processed: %v, want AlreadySent", got)
 	}
-	if got := UnchangedStatus(false); got != SendingInProgress {
+	if got := UnchangedStatus(false); got != store.SendingInProgress {
 		t.Errorf("not processed: %v, want SendingInProgress", got)
 	}
 }

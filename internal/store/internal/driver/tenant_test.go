@@ -1,10 +1,12 @@
-package store
+package driver
 
 import (
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/mailproxy/mailproxy/internal/store"
 )
 
 func TestNormalizeSuspended(t *testing.T) {
@@ -17,9 +19,9 @@ func TestNormalizeSuspended(t *testing.T) {
 		{"nil is an empty list", nil, []string{}},
 		{"empty stays empty", []string{}, []string{}},
 		{"codes as given", []string{"b1", "b2"}, []string{"b1", "b2"}},
-		{"all alone", []string{SuspendAll}, []string{SuspendAll}},
-		{"all beats batch codes", []string{SuspendAll, "b1", "b2"}, []string{SuspendAll}},
-		{"all anywhere in the list", []string{"b1", SuspendAll}, []string{SuspendAll}},
+		{"all alone", []string{store.SuspendAll}, []string{store.SuspendAll}},
+		{"all beats batch codes", []string{store.SuspendAll, "b1", "b2"}, []string{store.SuspendAll}},
+		{"all anywhere in the list", []string{"b1", store.SuspendAll}, []string{store.SuspendAll}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,7 +47,7 @@ func TestSuspensionBatch(t *testing.T) {
 	}{
 		{"nil is the whole tenant", nil, nil},
 		{"empty is the whole tenant", str(""), nil},
-		{"star is the whole tenant", str(SuspendAll), nil},
+		{"star is the whole tenant", str(store.SuspendAll), nil},
 		{"a batch code is that batch", str("spring"), str("spring")},
 		{"a code containing a star is a batch", str("a*"), str("a*")},
 	}
@@ -63,13 +65,13 @@ func TestClientAuthRoundTrip(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		auth *ClientAuth
+		auth *store.ClientAuth
 		text string // "" = nil
 	}{
 		{"none", nil, ""},
-		{"bearer", &ClientAuth{Method: "bearer", Token: "tok"}, `{"method":"bearer","token":"tok"}`},
-		{"basic", &ClientAuth{Method: "basic", User: "u", Password: "p"}, `{"method":"basic","user":"u","password":"p"}`},
-		{"method only", &ClientAuth{Method: "none"}, `{"method":"none"}`},
+		{"bearer", &store.ClientAuth{Method: "bearer", Token: "tok"}, `{"method":"bearer","token":"tok"}`},
+		{"basic", &store.ClientAuth{Method: "basic", User: "u", Password: "p"}, `{"method":"basic","user":"u","password":"p"}`},
+		{"method only", &store.ClientAuth{Method: "none"}, `{"method":"none"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -107,7 +109,7 @@ func TestDecodeClientAuthRejectsBadJSON(t *testing.T) {
 
 func TestDefaultInstance(t *testing.T) {
 	t.Parallel()
-	want := Instance{Name: "mail-proxy", Edition: "ee", BounceIMAPPort: 993, BounceIMAPFolder: "INBOX",
+	want := store.Instance{Name: "mail-proxy", Edition: "ee", BounceIMAPPort: 993, BounceIMAPFolder: "INBOX",
 		BouncePollInterval: 60}
 	if diff := cmp.Diff(want, DefaultInstance()); diff != "" {
 		t.Errorf("DefaultInstance (-want +got):\n%s", diff)
