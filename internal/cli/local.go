@@ -176,11 +176,12 @@ func (c *tokenCmd) Run(e *env) error {
 		return err
 	}
 	applyDB(&cfg, c.DB)
-	st, err := openStore(e.ctx, cfg)
+	opened, err := openStore(e.ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer closeStore(e.stderr, st)
+	defer closeStore(e.stderr, opened)
+	st := opened.Store
 
 	inst, err := st.GetInstance(e.ctx)
 	found := err == nil

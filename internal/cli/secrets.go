@@ -39,7 +39,7 @@ func (c *encryptSecretsCmd) Run(e *env) error {
 	}
 	defer closeStore(e.stderr, st)
 
-	n, rerr := secret.Rewrite(e.ctx, secret.Unwrap(st), key, key)
+	n, rerr := secret.Rewrite(e.ctx, st.Raw, key, key)
 	if err := printCounts(e, n, fmt.Sprintf("encrypted %d plaintext secrets (%d already encrypted); %d records written",
 		n.Encrypted, n.Unchanged, n.Records)); err != nil {
 		return err
@@ -81,7 +81,7 @@ func (c *rotateKeyCmd) Run(e *env) error {
 	}
 	defer closeStore(e.stderr, st)
 
-	n, rerr := secret.Rewrite(e.ctx, secret.Unwrap(st), current, next)
+	n, rerr := secret.Rewrite(e.ctx, st.Raw, current, next)
 	if err := printCounts(e, n, fmt.Sprintf("re-encrypted %d secrets with the new key, encrypted %d plaintext secrets (%d already under the new key); %d records written; configure the new key (MAIL_PROXY_ENCRYPTION_KEY) before the next start",
 		n.Reencrypted, n.Encrypted, n.Unchanged, n.Records)); err != nil {
 		return err

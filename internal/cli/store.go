@@ -9,12 +9,11 @@ import (
 
 	"github.com/mailproxy/mailproxy/internal/config"
 	"github.com/mailproxy/mailproxy/internal/proxy"
-	"github.com/mailproxy/mailproxy/internal/store"
 )
 
 // openStore opens (and thereby migrates) the store for a local command. It is not
 // exclusive, so it works beside a running serve on the same SQLite file.
-func openStore(ctx context.Context, cfg config.Config) (store.Store, error) {
+func openStore(ctx context.Context, cfg config.Config) (*proxy.Store, error) {
 	st, err := proxy.OpenStore(ctx, cfg, slog.New(slog.DiscardHandler), false)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", displayDSN(cfg), err)
@@ -23,7 +22,7 @@ func openStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 }
 
 // closeStore closes st, reporting (not returning) a failure: the command's work is done.
-func closeStore(stderr io.Writer, st store.Store) {
+func closeStore(stderr io.Writer, st io.Closer) {
 	if err := st.Close(); err != nil {
 		fmt.Fprintf(stderr, "mail-proxy: warning: close store: %v\n", err)
 	}

@@ -3,7 +3,9 @@
 // errgroup and stops them in order.
 //
 // Start-up:
-//  1. Open the store (SQLite exclusively, or PostgreSQL), which migrates it.
+//  1. Open the store once (OpenStore: SQLite exclusively, or PostgreSQL),
+//     which migrates it and applies encryption at rest; the result holds the
+//     encrypted view, the raw driver (key rotation) and the driver's Waker.
 //  2. On SQLite release every claim (no other process can hold one); make the
 //     `default` tenant when no tenant exists; resolve the admin token
 //     (GMP_API_TOKEN, else stored, else generated, stored and printed once).
@@ -74,16 +76,17 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	owner := instanceID()
 	log = log.With("instance", owner)
 
-	st, err := OpenStore(ctx, cfg, log, true)
+	opened, err := OpenStore(ctx, cfg, log, true)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if err := st.Close(); err != nil {
+		if err := opened.Close(); err != nil {
 			log.Error("close store", "err", err)
 		}
 	}()
-	if !isPostgres(cfg.DatabaseDSN()) {
+	st, waker := opened.Store, opened.Waker
+	if !cfg.IsPostgres() { // SQLite, opened exclusively: every claim left is stale
 		if n, err := st.ReleaseClaims(ctx, ""); err != nil {
 			return fmt.Errorf("release stale claims: %w", err)
 		} else if n > 0 {
@@ -195,7 +198,6 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		},
 	})
 
-	waker, _ := st.(store.Waker)
 	active := cfg.SchedulerActive
 	wake := func() {
 		if active && !cfg.TestMode {
@@ -364,13 +366,8 @@ func newSubmission(cfg config.Config, subs *api.Submissions, m *metrics.Metrics,
 	return srv, nil
 }
 
-// OpenStore opens the configured store; exclusive is for `serve` (one per SQLite file).
-func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger, exclusive bool) (store.Store, error) {
-	return openStore(ctx, cfg, log, exclusive)
-}
-
 func storeKind(cfg config.Config) string {
-	if isPostgres(cfg.DatabaseDSN()) {
+	if cfg.IsPostgres() {
 		return "postgresql"
 	}
 	return "sqlite:" + cfg.DatabaseDSN()

@@ -83,7 +83,7 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-// TestSetup is what proxy.OpenStore does with an opened store.
+// TestSetup is what proxy.OpenStore does with an opened driver.
 func TestSetup(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -17,34 +17,10 @@ type Store struct {
 	c *Cipher
 }
 
-// wakerStore keeps a driver's store.Waker visible through the wrapper, so
-// instances sharing a PostgreSQL store still wake each other.
-type wakerStore struct {
-	*Store
-	store.Waker
-}
-
-// Wrap decorates st so that its secrets are encrypted with c. The result
-// implements store.Waker when st does.
-func Wrap(st store.Store, c *Cipher) store.Store {
-	s := &Store{Store: st, c: c}
-	if w, ok := st.(store.Waker); ok {
-		return wakerStore{Store: s, Waker: w}
-	}
-	return s
-}
-
-// Unwrap returns the driver under a wrapper made by Wrap, or st itself: the
-// raw view, where secrets read as stored.
-func Unwrap(st store.Store) store.Store {
-	switch s := st.(type) {
-	case *Store:
-		return s.Store
-	case wakerStore:
-		return s.Store.Store
-	}
-	return st
-}
+// Wrap decorates st so that its secrets are encrypted with c. The driver's
+// other capabilities (store.Waker) are not the wrapper's: whoever opens the
+// store keeps the driver for them (proxy.OpenStore).
+func Wrap(st store.Store, c *Cipher) *Store { return &Store{Store: st, c: c} }
 
 // GetInstance decrypts the admin token and the bounce IMAP password.
 func (s *Store) GetInstance(ctx context.Context) (store.Instance, error) {
@@ -241,7 +217,4 @@ func (s *Store) openAccount(a store.Account) store.Account {
 	return a
 }
 
-var (
-	_ store.Store = (*Store)(nil)
-	_ store.Waker = wakerStore{}
-)
+var _ store.Store = (*Store)(nil)
