@@ -291,7 +291,7 @@ func (s *server) addAccount(c *call) (any, error) {
 		return nil, err
 	}
 	t, err := s.st.GetTenant(c.ctx(), tenant)
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrTenantNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, tenantNotFound(tenant)
 	}
 	if err != nil {
@@ -406,7 +406,7 @@ func (s *server) listAccounts(c *call) (any, error) {
 
 func (s *server) deleteAccount(c *call) (any, error) {
 	err := s.st.DeleteAccount(c.ctx(), c.tenantID, c.r.PathValue("account_id"))
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrTenantNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, badRequest(detailAccountNotFound)
 	}
 	if err != nil {

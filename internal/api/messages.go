@@ -108,7 +108,7 @@ func (s *server) suspend(c *call) (any, error) {
 	bc := s.suspendArgs(c)
 	r, err := s.st.Suspend(c.ctx(), c.tenantID, bc)
 	s.tenantsChanged()
-	if errors.Is(err, store.ErrTenantNotFound) || errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, badRequest(detailTenantNotFound)
 	}
 	if err != nil {
@@ -121,7 +121,7 @@ func (s *server) activate(c *call) (any, error) {
 	bc := s.suspendArgs(c)
 	r, err := s.st.Activate(c.ctx(), c.tenantID, bc)
 	s.tenantsChanged()
-	if errors.Is(err, store.ErrTenantNotFound) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrFullySuspended) {
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrFullySuspended) {
 		return nil, badRequest(detailActivateFailed)
 	}
 	if err != nil {

@@ -221,7 +221,7 @@ func applyTenant(f fields, t *store.Tenant, partial, byTenant bool) {
 }
 
 func isTenantMissing(err error) bool {
-	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrTenantNotFound)
+	return errors.Is(err, store.ErrNotFound)
 }
 
 func (s *server) addTenant(c *call) (any, error) {

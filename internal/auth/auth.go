@@ -162,7 +162,7 @@ func (a *Authenticator) AuthenticateToken(ctx context.Context, token string) (Pr
 		return Principal{Admin: true}, nil
 	}
 	t, err := a.keys.TenantByAPIKey(ctx, hex.EncodeToString(d[:]), a.now())
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrTenantNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return Principal{}, ErrInvalidToken
 	}
 	if err != nil {

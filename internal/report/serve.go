@@ -11,7 +11,7 @@ import (
 )
 
 func isGone(err error) bool {
-	return errors.Is(err, store.ErrTenantNotFound) || errors.Is(err, store.ErrNotFound)
+	return errors.Is(err, store.ErrNotFound)
 }
 
 // serve posts one tenant's reports for one turn. It returns when the tenant

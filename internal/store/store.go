@@ -20,13 +20,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
 // Sentinel errors. Drivers wrap them with context; callers use errors.Is.
 var (
-	ErrNotFound       = errors.New("not found")
-	ErrTenantNotFound = errors.New("tenant not found")
+	ErrNotFound = errors.New("not found")
+	// ErrTenantNotFound is the ErrNotFound of a call naming a tenant that
+	// does not exist (errors.Is(err, ErrNotFound) holds for it): callers
+	// that answer every missing thing alike check ErrNotFound alone.
+	ErrTenantNotFound = fmt.Errorf("tenant %w", ErrNotFound)
 	// ErrFullySuspended: activating one batch while the tenant is suspended with "*".
 	ErrFullySuspended = errors.New("tenant fully suspended")
 	// ErrLeaseLost: an outcome or renewal for a claim this owner no longer holds.

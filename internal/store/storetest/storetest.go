@@ -16,7 +16,6 @@ package storetest
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -431,11 +430,4 @@ func kindName(k store.OutcomeKind) string {
 		return "SilentDefer"
 	}
 	return fmt.Sprintf("OutcomeKind(%d)", int(k))
-}
-
-// isNotFound accepts store.ErrNotFound or store.ErrTenantNotFound for a
-// missing tenant: the interface does not pick one for GetTenant, DeleteTenant
-// and the key methods, and the API maps both to "not found".
-func isNotFound(err error) bool {
-	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrTenantNotFound)
 }

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"encoding/json"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -172,8 +173,8 @@ func testTenantsUnknown(t *testing.T, h *harness) {
 		{"SetSigningSecret", func() error { return h.s.SetSigningSecret(h.ctx, "ghost", "whsec_x", nil) }},
 		{"TenantByAPIKey", func() error { _, err := h.s.TenantByAPIKey(h.ctx, "0000", at(0)); return err }},
 	} {
-		if err := c.call(); !isNotFound(err) {
-			t.Errorf("%s for an unknown tenant or key: err %v, want ErrNotFound or ErrTenantNotFound", c.name, err)
+		if err := c.call(); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s for an unknown tenant or key: err %v, want ErrNotFound", c.name, err)
 		}
 	}
 	if _, err := h.s.GetTenant(h.ctx, "t1"); err != nil {
@@ -203,13 +204,13 @@ func testTenantsDeleteCascades(t *testing.T, h *harness) {
 		t.Fatalf("DeleteTenant: %v", err)
 	}
 
-	if _, err := h.s.GetTenant(h.ctx, "gone"); !isNotFound(err) {
+	if _, err := h.s.GetTenant(h.ctx, "gone"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("GetTenant after delete: err %v, want not found", err)
 	}
-	if _, err := h.s.TenantByAPIKey(h.ctx, "hash-gone", at(2)); !isNotFound(err) {
+	if _, err := h.s.TenantByAPIKey(h.ctx, "hash-gone", at(2)); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("TenantByAPIKey with the deleted tenant's key: err %v, want not found", err)
 	}
-	if _, err := h.s.GetAccount(h.ctx, "gone", "acc"); !isNotFound(err) {
+	if _, err := h.s.GetAccount(h.ctx, "gone", "acc"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("GetAccount of the deleted tenant: err %v, want ErrNotFound", err)
 	}
 	if accs, err := h.s.ListAccounts(h.ctx, "gone"); err != nil || len(accs) != 0 {
@@ -287,7 +288,7 @@ func testTenantsAPIKey(t *testing.T, h *harness) {
 	} {
 		tn, err := h.s.TenantByAPIKey(h.ctx, tc.hash, at(tc.now))
 		switch {
-		case tc.want == "" && !isNotFound(err):
+		case tc.want == "" && !errors.Is(err, store.ErrNotFound):
 			t.Errorf("TenantByAPIKey(%q, +%ds) = %q, %v; want not found", tc.hash, tc.now, tn.ID, err)
 		case tc.want != "" && (err != nil || tn.ID != tc.want):
 			t.Errorf("TenantByAPIKey(%q, +%ds) = %q, %v; want %s", tc.hash, tc.now, tn.ID, err, tc.want)
@@ -297,7 +298,7 @@ func testTenantsAPIKey(t *testing.T, h *harness) {
 	if err := h.s.SetAPIKey(h.ctx, "t2", k3, nil); err != nil {
 		t.Fatalf("SetAPIKey(t2, new): %v", err)
 	}
-	if _, err := h.s.TenantByAPIKey(h.ctx, k2, at(0)); !isNotFound(err) {
+	if _, err := h.s.TenantByAPIKey(h.ctx, k2, at(0)); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("TenantByAPIKey(replaced key): err %v, want not found", err)
 	}
 	if tn, err := h.s.TenantByAPIKey(h.ctx, k3, at(0)); err != nil || tn.ID != "t2" {
@@ -306,13 +307,13 @@ func testTenantsAPIKey(t *testing.T, h *harness) {
 	if err := h.s.SetAPIKey(h.ctx, "t2", "", nil); err != nil {
 		t.Fatalf("SetAPIKey(t2, revoke): %v", err)
 	}
-	if _, err := h.s.TenantByAPIKey(h.ctx, k3, at(0)); !isNotFound(err) {
+	if _, err := h.s.TenantByAPIKey(h.ctx, k3, at(0)); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("TenantByAPIKey(revoked key): err %v, want not found", err)
 	}
 	if tn := h.getTenant("t2"); tn.APIKeyHash != "" {
 		t.Errorf("revoked tenant APIKeyHash %q, want \"\"", tn.APIKeyHash)
 	}
-	if tn, err := h.s.TenantByAPIKey(h.ctx, "", at(0)); !isNotFound(err) {
+	if tn, err := h.s.TenantByAPIKey(h.ctx, "", at(0)); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("TenantByAPIKey(\"\") with a revoked tenant = %q, %v; want not found (no key matches nothing)", tn.ID, err)
 	}
 }
