@@ -37,6 +37,20 @@ import (
 	"github.com/mailproxy/mailproxy/internal/store"
 )
 
+// Store is the part of store.Store the dispatcher uses: claims and their
+// leases, outcomes, rate reservations, and tenants for names and fetches.
+type Store interface {
+	Claim(ctx context.Context, req store.ClaimRequest) ([]store.Claim, error)
+	RenewLease(ctx context.Context, owner string, pks []string, until time.Time) ([]string, error)
+	RecordOutcome(ctx context.Context, o store.Outcome) error
+	// LastEvent tells a repeated rate-limit deferral from a first one.
+	LastEvent(ctx context.Context, messagePK string) (store.Event, error)
+	NextDue(ctx context.Context, now time.Time) (time.Time, bool, error)
+	ReserveRate(ctx context.Context, req store.RateRequest) (store.RateDecision, error)
+	GetTenant(ctx context.Context, id string) (store.Tenant, error)
+	CountUnprocessed(ctx context.Context) (int, error)
+}
+
 // Sender sends one built message through an account (delivery.Sender).
 type Sender interface {
 	Send(ctx context.Context, acct store.Account, msg *delivery.Message) (delivery.Result, error)
@@ -73,7 +87,7 @@ type Options struct {
 
 // Dispatcher claims and sends due messages. Create it with New, run it with Run.
 type Dispatcher struct {
-	st    store.Store
+	st    Store
 	send  Sender
 	fetch Fetcher
 	opts  Options
@@ -105,7 +119,7 @@ type lane struct {
 }
 
 // New builds a dispatcher; it starts nothing until Run.
-func New(st store.Store, send Sender, fetch Fetcher, opts Options) *Dispatcher {
+func New(st Store, send Sender, fetch Fetcher, opts Options) *Dispatcher {
 	if opts.MaxSends <= 0 {
 		opts.MaxSends = 10
 	}

@@ -11,13 +11,12 @@ import (
 	"time"
 
 	"github.com/mailproxy/mailproxy/internal/delivery"
-	"github.com/mailproxy/mailproxy/internal/store"
 )
 
 // tenantNames caches tenant names for metric labels, so a send does not read
 // the tenant row every time. Entries refresh after a minute.
 type tenantNames struct {
-	st store.Store
+	st Store
 	mu sync.Mutex
 	m  map[string]tenantName
 }
@@ -27,7 +26,7 @@ type tenantName struct {
 	fetched time.Time
 }
 
-func newTenantNames(st store.Store) *tenantNames {
+func newTenantNames(st Store) *tenantNames {
 	return &tenantNames{st: st, m: map[string]tenantName{}}
 }
 
