@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -173,13 +172,4 @@ func DecodePayload(raw json.RawMessage) (Payload, error) {
 	var p Payload
 	err := json.Unmarshal(raw, &p)
 	return p, err
-}
-
-// Waker is implemented by drivers whose instances can wake each other
-// (PostgreSQL LISTEN/NOTIFY). EnqueueBatch and Activate signal it themselves.
-type Waker interface {
-	// SignalWork wakes every instance listening on this store (run-now).
-	SignalWork(ctx context.Context) error
-	// Listen calls wake whenever any instance signals work, until ctx ends.
-	Listen(ctx context.Context, wake func()) error
 }

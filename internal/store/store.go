@@ -551,3 +551,13 @@ type Store interface {
 
 	Close() error
 }
+
+// Waker is a driver's optional capability beside Store: its instances can
+// wake each other (PostgreSQL LISTEN/NOTIFY). EnqueueBatch and Activate
+// signal it themselves.
+type Waker interface {
+	// SignalWork wakes every instance listening on this store (run-now).
+	SignalWork(ctx context.Context) error
+	// Listen calls wake whenever any instance signals work, until ctx ends.
+	Listen(ctx context.Context, wake func()) error
+}
