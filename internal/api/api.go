@@ -40,21 +40,21 @@ import (
 
 // Deps is everything the API needs from the instance.
 type Deps struct {
-	// Context is the service's lifetime: background work the API schedules
-	// (the gmp_pending_messages count) stops with it. nil: never ends.
-	Context    context.Context
 	Store      store.Store
 	Config     config.Config // MaxEnqueueBatch, MaxRequestMB, DefaultPriority, ReportRetention, SyncInterval, SchedulerActive, TestMode, APIToken
 	Metrics    *metrics.Metrics
 	Logger     *slog.Logger
-	AdminToken string                          // effective admin token at startup (env, stored or generated)
-	Version    string                          // shown in /openapi.json
-	Wake       func()                          // after add-messages queued > 0 or activate committed (nil-safe)
-	RunNow     func(tenantID string)           // run-now; "" = all tenants (nil-safe)
-	NewEvents  func()                          // events written outside delivery (rejected at enqueue): wake the report loop (nil-safe)
-	Now        func() time.Time                // nil = time.Now
-	Ready      func(ctx context.Context) error // /ready check; nil = always ready
-	Probe      Prober                          // SMTP sessions of diagnostics and test-send; nil = unavailable
+	AdminToken string                // effective admin token at startup (env, stored or generated)
+	Version    string                // shown in /openapi.json
+	Wake       func()                // after add-messages queued > 0 or activate committed (nil-safe; nil in test mode)
+	RunNow     func(tenantID string) // run-now; "" = all tenants (nil-safe)
+	NewEvents  func()                // events written outside delivery (rejected at enqueue): wake the report loop (nil-safe; nil in test mode)
+	// QueueChanged follows every mutation that may change how many messages
+	// are unprocessed: it wakes gmp_pending_messages' counter (nil-safe).
+	QueueChanged func()
+	Now          func() time.Time                // nil = time.Now
+	Ready        func(ctx context.Context) error // /ready check; nil = always ready
+	Probe        Prober                          // SMTP sessions of diagnostics and test-send; nil = unavailable
 	// ReloadBounce makes the bounce poller re-read its settings (nil-safe).
 	ReloadBounce func()
 	Pools        func() []smtppool.KeyState // the SMTP pool's state for the dashboard (nil = none shown)
@@ -74,7 +74,6 @@ type server struct {
 	maxBody         int64
 	maxBatch        int
 	defaultPriority int
-	pending         pendingRefresher
 	storeHealth     storeHealth
 	bodies          *bodyBudget
 	mux             *http.ServeMux
@@ -122,17 +121,6 @@ func New(d Deps) (http.Handler, error) {
 		s.maxBatch = 1000
 	}
 	s.storeHealth.log, s.storeHealth.now = d.Logger, d.Now
-	s.pending.life = d.Context
-	if s.pending.life == nil {
-		s.pending.life = context.Background()
-	}
-	s.pending.count = d.Store.CountUnprocessed
-	s.pending.gauge = d.Metrics.Pending
-	s.pending.log = d.Logger
-	s.pending.onPanic = func(v any) {
-		d.Metrics.Panics.Inc()
-		d.Logger.Error("panic refreshing gmp_pending_messages", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-	}
 	routes := append(s.routes(), s.diagnosticsRoutes()...)
 	for _, rt := range routes {
 		rt.observeOK = sync.OnceValue(func() prometheus.Observer {
@@ -210,99 +198,26 @@ func writeJSON(w http.ResponseWriter, status int, extra http.Header, body []byte
 	_, _ = w.Write(body)
 }
 
-// wake and runNow call the optional hooks.
+// wake calls the optional hook.
 func (s *server) wake() {
-	if s.d.Wake != nil && !s.cfg.TestMode {
+	if s.d.Wake != nil {
 		s.d.Wake()
 	}
 }
 
 // newEvents tells the report loop that events await reporting, so a
 // rejection's error report goes out within about a second, as delivery
-// outcomes' do (issue 12.2). Test mode reports only after run-now.
+// outcomes' do (issue 12.2).
 func (s *server) newEvents() {
-	if s.d.NewEvents != nil && !s.cfg.TestMode {
+	if s.d.NewEvents != nil {
 		s.d.NewEvents()
 	}
 }
 
-// refreshPending updates gmp_pending_messages from the store after a
-// mutation (config-metrics-cli.md §3).
-func (s *server) refreshPending() { s.pending.refresh() }
-
-// pendingRefresher keeps gmp_pending_messages close to the store without a
-// COUNT per request: a mutation schedules one count (unless one is already
-// scheduled) at least pendingInterval after the previous one, so a burst of
-// requests costs one count per interval and the last count always starts
-// after the last mutation.
-type pendingRefresher struct {
-	life    context.Context // the service's; no count starts or logs after it ends
-	count   func(ctx context.Context) (int, error)
-	gauge   interface{ Set(float64) }
-	log     *slog.Logger
-	onPanic func(v any)
-
-	mu        sync.Mutex
-	scheduled bool
-	last      time.Time
-	lastTook  time.Duration // how long the last count took
-	countMu   sync.Mutex    // one count at a time, so gauge updates stay in order
-}
-
-const (
-	// pendingInterval bounds how often the API counts unprocessed messages.
-	pendingInterval = 250 * time.Millisecond
-	// pendingTimeout bounds one count.
-	pendingTimeout = 5 * time.Second
-	// pendingCostFactor spaces counts by at least this many times the last
-	// count's duration: a count reads the whole queue index (0.1 s of CPU at
-	// a million queued messages on SQLite, which every 250 ms was 40 % of a
-	// core), so the gauge costs at most a tenth of one however long the queue.
-	pendingCostFactor = 10
-)
-
-func (p *pendingRefresher) refresh() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.scheduled || p.life.Err() != nil {
-		return
+// refreshPending tells gmp_pending_messages' counter that a mutation may
+// have changed how many messages are unprocessed (config-metrics-cli.md §3).
+func (s *server) refreshPending() {
+	if s.d.QueueChanged != nil {
+		s.d.QueueChanged()
 	}
-	p.scheduled = true
-	interval := max(pendingInterval, pendingCostFactor*p.lastTook)
-	time.AfterFunc(max(0, interval-time.Since(p.last)), p.run)
-}
-
-func (p *pendingRefresher) run() {
-	defer func() {
-		if v := recover(); v != nil {
-			p.onPanic(v)
-		}
-	}()
-	p.countMu.Lock()
-	defer p.countMu.Unlock()
-	if p.life.Err() != nil {
-		return // the service stopped while this count waited
-	}
-	p.mu.Lock()
-	p.scheduled = false
-	p.last = time.Now()
-	p.mu.Unlock()
-	ctx, cancel := context.WithTimeout(p.life, pendingTimeout)
-	defer cancel()
-	started := time.Now()
-	n, err := p.count(ctx)
-	took := time.Since(started)
-	p.mu.Lock()
-	p.lastTook = took
-	p.mu.Unlock()
-	if err != nil {
-		if p.life.Err() != nil {
-			return // stopping: the store may already be closed
-		}
-		if store.FaultOf(err) == store.FaultNone { // store faults are logged by storeHealth
-			p.log.Warn("count unprocessed messages", "error", err)
-		}
-		return
-	}
-	p.gauge.Set(float64(n))
 }

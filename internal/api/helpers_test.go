@@ -76,6 +76,14 @@ func setup(t testing.TB, opts ...envOption) *env {
 		e.t = tt
 	}
 	deps.Store, deps.Metrics = st, e.metrics
+	if deps.QueueChanged == nil { // gmp_pending_messages' counter, as proxy runs it
+		pending := e.metrics.NewPendingCounter(metrics.PendingOptions{Count: st.CountUnprocessed})
+		pctx, stop := context.WithCancel(ctx)
+		stopped := make(chan struct{})
+		go func() { defer close(stopped); _ = pending.Run(pctx) }()
+		t.Cleanup(func() { stop(); <-stopped })
+		deps.QueueChanged = pending.Wake
+	}
 	if deps.Wake == nil {
 		deps.Wake = func() { e.mu.Lock(); e.wakes++; e.mu.Unlock() }
 	}

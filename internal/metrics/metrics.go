@@ -1,6 +1,8 @@
 // Package metrics owns mailproxy's Prometheus registry: the gmp_* series of
 // the wire contract (config-metrics-cli.md §3) and our additive ones. One
-// Metrics is made at startup and passed to the parts that count.
+// Metrics is made at startup and passed to the parts that count; the series
+// read from the store have one owner each (WatchQueue's collector, the
+// PendingCounter of gmp_pending_messages).
 package metrics
 
 import (

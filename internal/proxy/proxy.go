@@ -101,10 +101,22 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		return err
 	}
 
+	// GMP_SCHEDULER_ACTIVE and GMP_TEST_MODE are decided here, once: the
+	// parts below get hooks and options that already say what they mean.
+	active := cfg.SchedulerActive
+	onDemand := cfg.TestMode // work only on run-now: no wake-ups, no report loop of its own
+
 	m := metrics.New()
 	if err := seedAccountSeries(ctx, st, m); err != nil {
 		return err
 	}
+	pendingEvery := time.Duration(0)
+	if active {
+		pendingEvery = 5 * time.Second // also catch what other instances change
+	}
+	pending := m.NewPendingCounter(metrics.PendingOptions{Count: st.CountUnprocessed, Every: pendingEvery,
+		Logger: log.With("component", "metrics")})
+	pending.Refresh(ctx)
 	m.WatchQueue(func(ctx context.Context, now time.Time) (store.QueueOverview, error) {
 		return st.Overview(ctx, "", now, now)
 	})
@@ -184,13 +196,13 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		Lease:               time.Duration(cfg.ClaimLeaseSeconds) * time.Second,
 		PollInterval:        cfg.SendLoopInterval.Duration(),
 		ShutdownTimeout:     cfg.ShutdownTimeout.Duration(),
-		TestMode:            cfg.TestMode,
+		TestMode:            onDemand,
 		LogActivity:         cfg.LogDeliveryActivity,
 		BounceReturnPath:    bounceReturnPath,
 		MIME:                delivery.BuildOptions{NoGeneratedText: !cfg.HTMLTextAlternative},
 		Logger:              log.With("component", "queue"),
 		Metrics:             m,
-		OnOutcome:           func(string) { reports.Wake() },
+		OnOutcome:           func(string) { reports.Wake(); pending.Wake() },
 		OnIdle: func(ctx context.Context) {
 			if err := reports.Cycle(ctx); err != nil && ctx.Err() == nil {
 				log.Warn("report cycle after run-now", "err", err)
@@ -198,10 +210,11 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		},
 	})
 
-	active := cfg.SchedulerActive
-	wake := func() {
-		if active && !cfg.TestMode {
-			dispatcher.Wake()
+	wake, newEvents := func() {}, func() {}
+	if !onDemand {
+		newEvents = reports.Wake
+		if active {
+			wake = dispatcher.Wake
 		}
 	}
 	runNow := func(tenantID string) {
@@ -220,7 +233,6 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	}
 
 	handler, submissions, err := api.NewWithSubmissions(api.Deps{
-		Context:      ctx,
 		Store:        st,
 		Config:       cfg,
 		Metrics:      m,
@@ -229,7 +241,8 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		Version:      opts.Version,
 		Wake:         wake,
 		RunNow:       runNow,
-		NewEvents:    func() { reports.Wake() },
+		NewEvents:    newEvents,
+		QueueChanged: pending.Wake,
 		ReloadBounce: bounces.Reload,
 		Ready:        func(ctx context.Context) error { _, err := st.GetInstance(ctx); return err },
 		Probe:        sender.Probe,
@@ -267,7 +280,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("mail-proxy listening", "addr", ln.Addr().String(), "scheduler_active", active,
-		"test_mode", cfg.TestMode, "store", storeKind(cfg))
+		"test_mode", onDemand, "store", storeKind(cfg))
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr())
 	}
@@ -289,12 +302,13 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		return srv.Shutdown(sctx)
 	})
 	goSafe(g, log, m, "smtppool", func() error { return pool.Run(gctx) })
+	goSafe(g, log, m, "pending", func() error { return pending.Run(gctx) })
 	if submission != nil {
 		goSafe(g, log, m, "submission", func() error { return submission.Run(gctx) })
 	}
 	if active {
 		goSafe(g, log, m, "dispatcher", func() error { return dispatcher.Run(gctx) })
-		if !cfg.TestMode { // test mode: reports go out only after a run-now drain
+		if !onDemand { // reports go out only after a run-now drain
 			goSafe(g, log, m, "reports", func() error { return reports.Run(gctx) })
 		}
 		goSafe(g, log, m, "retention", func() error {
@@ -444,9 +458,6 @@ func seedAccountSeries(ctx context.Context, st store.Store, m *metrics.Metrics) 
 	}
 	for _, a := range accounts {
 		m.AccountSeen(a.TenantID, names[a.TenantID], a.ID)
-	}
-	if n, err := st.CountUnprocessed(ctx); err == nil {
-		m.Pending.Set(float64(n))
 	}
 	return nil
 }

@@ -191,8 +191,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	renewDone := make(chan struct{})
 	go d.renewLoop(renewCtx, renewDone)
 	defer func() { stopRenew(); <-renewDone }()
-	gauge := time.NewTicker(5 * time.Second)
-	defer gauge.Stop()
+	beat := time.NewTicker(5 * time.Second)
+	defer beat.Stop()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 
@@ -235,8 +235,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		resetTimer(timer, wait)
 
 		// Only work can start a claim round: a kick, a finished send, run-now
-		// or the due timer. The gauge tick is served in place, with the timer
-		// left running.
+		// or the due timer. The heartbeat tick is served in place, with the
+		// timer left running.
 	sleep:
 		for {
 			select {
@@ -251,9 +251,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 				break sleep
 			case <-timer.C:
 				break sleep
-			case <-gauge.C:
+			case <-beat.C:
 				d.heartbeat()
-				d.updatePending(ctx)
 			}
 		}
 	}
@@ -488,15 +487,6 @@ func (d *Dispatcher) renewLeases(ctx context.Context) {
 	}
 	if _, err := d.st.RenewLease(ctx, d.opts.Owner, pks, d.opts.Now().Add(d.opts.Lease)); err != nil && ctx.Err() == nil {
 		d.log.Warn("renew leases", "err", err)
-	}
-}
-
-func (d *Dispatcher) updatePending(ctx context.Context) {
-	if d.opts.Metrics == nil {
-		return
-	}
-	if n, err := d.st.CountUnprocessed(ctx); err == nil {
-		d.opts.Metrics.Pending.Set(float64(n))
 	}
 }
 
