@@ -38,9 +38,26 @@ import (
 	"github.com/mailproxy/mailproxy/internal/store"
 )
 
+// Store is the part of store.Store the API uses: the groups it manages,
+// and of the rate and report groups only the reads it shows. Claims,
+// outcomes and report marks belong to the dispatcher and the report loop.
+type Store interface {
+	store.Settings
+	store.Tenants
+	store.Accounts
+	store.Messages
+	store.CommandLog
+	store.Idempotency
+	store.Suppressions
+	RateUsage(ctx context.Context, tenantID, accountID string, now time.Time) (store.RateUsage, error)
+	CountUnreported(ctx context.Context, tenantID string) (int, error)
+	TenantsWithUnreported(ctx context.Context) ([]string, error)
+	GetSyncState(ctx context.Context, tenantID string) (store.SyncState, error)
+}
+
 // Deps is everything the API needs from the instance.
 type Deps struct {
-	Store      store.Store
+	Store      Store
 	Config     config.Config // MaxEnqueueBatch, MaxRequestMB, DefaultPriority, ReportRetention, SyncInterval, SchedulerActive, TestMode, APIToken
 	Metrics    *metrics.Metrics
 	Logger     *slog.Logger
@@ -66,7 +83,7 @@ type Deps struct {
 // server is the API's state; one per New.
 type server struct {
 	d               Deps
-	st              store.Store
+	st              Store
 	cfg             config.Config
 	log             *slog.Logger
 	auth            *auth.Authenticator

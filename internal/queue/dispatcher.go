@@ -48,7 +48,6 @@ type Store interface {
 	NextDue(ctx context.Context, now time.Time) (time.Time, bool, error)
 	ReserveRate(ctx context.Context, req store.RateRequest) (store.RateDecision, error)
 	GetTenant(ctx context.Context, id string) (store.Tenant, error)
-	CountUnprocessed(ctx context.Context) (int, error)
 }
 
 // Sender sends one built message through an account (delivery.Sender).

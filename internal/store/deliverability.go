@@ -29,8 +29,8 @@ type MessageLookup struct {
 	ClientID string
 }
 
-// Deliverability is the part of Store for suppressions and bounces.
-type Deliverability interface {
+// Suppressions are the addresses each tenant no longer sends to.
+type Suppressions interface {
 	// AddSuppressions stores the entries (address lower-cased); an address
 	// the tenant already suppresses keeps its first entry. added counts the
 	// new ones.
@@ -42,6 +42,11 @@ type Deliverability interface {
 	// SuppressedAmong returns which of addresses (any case) the tenant
 	// suppresses, lower-cased.
 	SuppressedAmong(ctx context.Context, tenantID string, addresses []string) (map[string]bool, error)
+}
+
+// Deliverability is the part of Store for suppressions and bounces.
+type Deliverability interface {
+	Suppressions
 
 	// FindMessages returns the messages, of any tenant, with pk l.PK or
 	// client id l.ClientID (each criterion ignored when empty), newest first.

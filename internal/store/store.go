@@ -427,13 +427,35 @@ type IdempotencyRecord struct {
 	CreatedAt time.Time
 }
 
-// Store is every persistent operation mailproxy performs.
+// Store is every persistent operation mailproxy performs, in groups by
+// domain. A consumer names the groups or methods it uses (queue.Store,
+// auth.KeyLookup, api.Store); a driver implements them all.
 type Store interface {
-	// Instance settings.
+	Settings
+	Tenants
+	Accounts
+	Messages
+	Delivery
+	Rates
+	Reports
+	CommandLog
+	Idempotency
+	Deliverability
+
+	// PurgeExpired drops idempotency records and rate windows older than cutoff.
+	PurgeExpired(ctx context.Context, cutoff time.Time) error
+
+	Close() error
+}
+
+// Settings is the instance settings row.
+type Settings interface {
 	GetInstance(ctx context.Context) (Instance, error)
 	PutInstance(ctx context.Context, inst Instance) error
+}
 
-	// Tenants.
+// Tenants are the client applications, their keys, secrets and suspensions.
+type Tenants interface {
 	// UpsertTenant creates or replaces the payload fields, keeping key,
 	// signing secrets and suspended batches; created reports a new id.
 	UpsertTenant(ctx context.Context, t Tenant) (created bool, err error)
@@ -457,14 +479,19 @@ type Store interface {
 	// the client chose, and rate-limit deferrals of never-failed messages,
 	// are left alone. Unknown tenant: ErrTenantNotFound.
 	RetryDeferred(ctx context.Context, tenantID string, batchCode *string, now time.Time) (int, error)
+}
 
-	// Accounts. UpsertAccount replaces every field (callers merge partial updates).
+// Accounts are the tenants' SMTP accounts.
+type Accounts interface {
+	// UpsertAccount replaces every field (callers merge partial updates).
 	UpsertAccount(ctx context.Context, a Account) error
 	GetAccount(ctx context.Context, tenantID, id string) (Account, error)
 	ListAccounts(ctx context.Context, tenantID string) ([]Account, error) // "" = all tenants
 	DeleteAccount(ctx context.Context, tenantID, id string) error
+}
 
-	// Messages.
+// Messages are enqueue, listing, deletion, retention and counts.
+type Messages interface {
 	// EnqueueBatch stores the items in one durable transaction (upsert rules:
 	// lifecycle.md §3) and answers per item in order. Concurrent calls may
 	// share one commit; none returns before its data is durable.
@@ -498,8 +525,10 @@ type Store interface {
 	// SearchMessages lists messages matching s, newest first, as ListMessages
 	// builds records (latest events; history on request).
 	SearchMessages(ctx context.Context, s MessageSearch, now time.Time) ([]MessageRecord, error)
+}
 
-	// Delivery.
+// Delivery is the dispatcher's side of a message: claims, leases, outcomes.
+type Delivery interface {
 	Claim(ctx context.Context, req ClaimRequest) ([]Claim, error)
 	// RenewLease extends the leases this owner still holds; returns the pks renewed.
 	RenewLease(ctx context.Context, owner string, pks []string, until time.Time) ([]string, error)
@@ -513,12 +542,17 @@ type Store interface {
 	NextDue(ctx context.Context, now time.Time) (time.Time, bool, error)
 	// LastEvent returns the message's latest event (ErrNotFound if none).
 	LastEvent(ctx context.Context, messagePK string) (Event, error)
+}
 
-	// Rate limits.
+// Rates are the per-account rate windows (ratelimits.md).
+type Rates interface {
 	ReserveRate(ctx context.Context, req RateRequest) (RateDecision, error)
 	RateUsage(ctx context.Context, tenantID, accountID string, now time.Time) (RateUsage, error)
+}
 
-	// Reports.
+// Reports are the client-sync bookkeeping: unreported events, sync state
+// and the per-tenant report lease.
+type Reports interface {
 	// UnreportedEvents returns a tenant's unreported events in (At, ID) order.
 	UnreportedEvents(ctx context.Context, tenantID string, limit int) ([]Event, error)
 	// TenantsWithUnreported lists tenant ids that have unreported events.
@@ -531,25 +565,21 @@ type Store interface {
 	// if it is free, expired, or already owner's.
 	AcquireReportLease(ctx context.Context, tenantID, owner string, now, until time.Time) (bool, error)
 	ReleaseReportLease(ctx context.Context, tenantID, owner string) error
+}
 
-	// Command log.
+// CommandLog is the record of mutating calls.
+type CommandLog interface {
 	AppendCommand(ctx context.Context, e CommandLogEntry) error
 	ListCommands(ctx context.Context, f CommandLogFilter) ([]CommandLogEntry, error)
+}
 
-	// Idempotency (api.md §3.5).
+// Idempotency keeps add-messages answers by Idempotency-Key (api.md §3.5).
+type Idempotency interface {
 	// BeginIdempotent inserts a running record, or returns the existing one
 	// (existing=true) without changing it.
 	BeginIdempotent(ctx context.Context, rec IdempotencyRecord) (existing IdempotencyRecord, found bool, err error)
 	FinishIdempotent(ctx context.Context, scope, key string, status int, response json.RawMessage) error
 	AbortIdempotent(ctx context.Context, scope, key string) error
-
-	// Suppressions and bounces (deliverability.go).
-	Deliverability
-
-	// Housekeeping: drop idempotency records and rate windows older than cutoff.
-	PurgeExpired(ctx context.Context, cutoff time.Time) error
-
-	Close() error
 }
 
 // Waker is a driver's optional capability beside Store: its instances can
