@@ -13,33 +13,6 @@ import (
 	"github.com/mailproxy/mailproxy/internal/store/internal/driver"
 )
 
-const (
-	qAddSuppression = `
-INSERT INTO suppressions (tenant_id, address, reason, source, created_at) VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (tenant_id, address) DO NOTHING`
-	qListSuppressions = `
-SELECT tenant_id, address, reason, source, created_at FROM suppressions WHERE tenant_id = $1 ORDER BY address`
-	qRemoveSuppression = `DELETE FROM suppressions WHERE tenant_id = $1 AND address = $2`
-	qSuppressedAmong   = `SELECT address FROM suppressions WHERE tenant_id = $1 AND address = ANY($2::text[])`
-	qFindByPK          = `SELECT ` + messageCols + ` FROM messages m WHERE m.pk = $1`
-	qFindByClientID    = `
-SELECT ` + messageCols + ` FROM messages m
-WHERE m.tenant_id IN (SELECT id FROM tenants) AND m.id = $1
-ORDER BY m.created_at DESC LIMIT 50`
-	qAddBounce = `
-INSERT INTO events (message_pk, tenant_id, type, at, description, metadata)
-SELECT m.pk, m.tenant_id, 'bounce', $2, $3, $4 FROM messages m
-WHERE m.pk = $1 AND NOT EXISTS (
-    SELECT 1 FROM events e WHERE e.message_pk = $1 AND e.type = 'bounce'
-    AND e.description = $3 AND e.metadata IS NOT DISTINCT FROM $4)`
-	qMessageExists = `SELECT 1 FROM messages WHERE pk = $1`
-	qAcquireLease  = `
-INSERT INTO leases AS l (name, owner, until_ms) VALUES ($1, $2, $4)
-ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until_ms = excluded.until_ms
-WHERE l.until_ms <= $3 OR l.owner = $2
-RETURNING 1`
-)
-
 // AddSuppressions stores new suppressed addresses; existing ones are kept.
 func (s *Store) AddSuppressions(ctx context.Context, entries []store.Suppression) (int, error) {
 	added := 0

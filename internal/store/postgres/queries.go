@@ -4,6 +4,12 @@ package postgres
 // values are passed as arrays ($1::text[]) and read with ANY or unnest, so no
 // SQL is assembled at run time. Every statement is prepared once per
 // connection and cached by pgx.
+//
+// This file holds every statement the methods run (connection setup aside),
+// so the SQL reads in one place. Go constants, not embedded .sql files: the
+// shared column lists (messageCols, ...) are joined in at compile time, in
+// the order the scanners read them, where .sql files would repeat them or
+// need templating at run time; and a misspelt name fails the build.
 
 // messages.state: 0 queued, 1 leased, 2 final (see the migration).
 
@@ -536,4 +542,92 @@ SELECT scope, key, body_hash, status, response, created_at FROM idempotency WHER
 
 	qPurgeIdempotency = `DELETE FROM idempotency WHERE created_at < $1`
 	qPurgeRates       = `DELETE FROM rate_counters WHERE window_end < $1`
+)
+
+// Retry of deferred messages.
+
+// qRetryDeferred clears the deferral of a tenant's retry-deferred messages;
+// $3 NULL means every batch.
+const qRetryDeferred = `
+UPDATE messages SET deferred_until = NULL, updated_at = $2
+WHERE tenant_id = $1 AND state = 0 AND retry_count > 0 AND deferred_until > $2
+  AND ($3::text IS NULL OR batch_code = $3)`
+
+// Dashboard reads (store.Store.Overview, SearchMessages).
+const (
+	// qOverviewCounts: the state partition of /stats per account, plus the
+	// processed messages with a bounce event (probed on events_message).
+	qOverviewCounts = `
+SELECT m.tenant_id, m.account_id,
+       count(*) FILTER (WHERE m.final_at IS NULL AND (m.deferred_until IS NULL OR m.deferred_until <= $2)),
+       count(*) FILTER (WHERE m.final_at IS NULL AND m.deferred_until > $2),
+       count(*) FILTER (WHERE m.final_type = 'sent'),
+       count(*) FILTER (WHERE m.final_type = 'error'),
+       count(*) FILTER (WHERE m.state = 2 AND EXISTS (SELECT 1 FROM events e WHERE e.message_pk = m.pk AND e.type = 'bounce'))
+FROM messages m WHERE ($1 = '' OR m.tenant_id = $1)
+GROUP BY m.tenant_id, m.account_id ORDER BY m.tenant_id, m.account_id`
+
+	// qOldestDue walks the queued rows (state 0, the claim index's).
+	qOldestDue = `
+SELECT ` + messageCols + `
+FROM messages m
+WHERE m.state = 0 AND ($1 = '' OR m.tenant_id = $1) AND (m.deferred_until IS NULL OR m.deferred_until <= $2)
+ORDER BY coalesce(m.deferred_until, m.created_at), m.seq
+LIMIT 1`
+
+	// qThroughput ranges over messages_final (tenant_id, final_at) per tenant.
+	qThroughput = `
+SELECT m.final_at / 60000 AS minute, count(*) FILTER (WHERE m.final_type = 'sent'), count(*) FILTER (WHERE m.final_type = 'error')
+FROM messages m
+WHERE m.state = 2 AND m.tenant_id IN (SELECT id FROM tenants WHERE $1 = '' OR id = $1)
+  AND m.final_at >= $2 AND m.final_at <= $3 AND NOT m.rejected_at_enqueue
+GROUP BY 1 ORDER BY 1`
+
+	// qSearchMessages filters by the optional fields of store.MessageSearch.
+	// Payloads are always JSON written by the enqueue path, so the cast holds.
+	qSearchMessages = `
+SELECT ` + messageCols + `, t.name
+FROM messages m JOIN tenants t ON t.id = m.tenant_id
+WHERE ($1 = '' OR m.tenant_id = $1) AND ($2 = '' OR m.account_id = $2) AND ($3 = '' OR m.id = $3)
+  AND ($4 = '' OR m.batch_code = $4)
+  AND ($5 = ''
+       OR ($5 = 'pending' AND m.final_at IS NULL AND (m.deferred_until IS NULL OR m.deferred_until <= $6))
+       OR ($5 = 'deferred' AND m.final_at IS NULL AND m.deferred_until > $6)
+       OR ($5 = 'sent' AND m.final_type = 'sent')
+       OR ($5 = 'error' AND m.final_type = 'error')
+       OR ($5 = 'bounced' AND m.state = 2 AND EXISTS (SELECT 1 FROM events e WHERE e.message_pk = m.pk AND e.type = 'bounce')))
+  AND ($7 = '' OR (m.payload::jsonb ->> 'subject') ILIKE $7 ESCAPE '\'
+       OR (m.payload::jsonb -> 'to')::text ILIKE $7 ESCAPE '\'
+       OR (m.payload::jsonb -> 'cc')::text ILIKE $7 ESCAPE '\'
+       OR (m.payload::jsonb -> 'bcc')::text ILIKE $7 ESCAPE '\')
+ORDER BY m.seq DESC
+LIMIT $8 OFFSET $9`
+)
+
+// Suppressions and bounces.
+const (
+	qAddSuppression = `
+INSERT INTO suppressions (tenant_id, address, reason, source, created_at) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (tenant_id, address) DO NOTHING`
+	qListSuppressions = `
+SELECT tenant_id, address, reason, source, created_at FROM suppressions WHERE tenant_id = $1 ORDER BY address`
+	qRemoveSuppression = `DELETE FROM suppressions WHERE tenant_id = $1 AND address = $2`
+	qSuppressedAmong   = `SELECT address FROM suppressions WHERE tenant_id = $1 AND address = ANY($2::text[])`
+	qFindByPK          = `SELECT ` + messageCols + ` FROM messages m WHERE m.pk = $1`
+	qFindByClientID    = `
+SELECT ` + messageCols + ` FROM messages m
+WHERE m.tenant_id IN (SELECT id FROM tenants) AND m.id = $1
+ORDER BY m.created_at DESC LIMIT 50`
+	qAddBounce = `
+INSERT INTO events (message_pk, tenant_id, type, at, description, metadata)
+SELECT m.pk, m.tenant_id, 'bounce', $2, $3, $4 FROM messages m
+WHERE m.pk = $1 AND NOT EXISTS (
+    SELECT 1 FROM events e WHERE e.message_pk = $1 AND e.type = 'bounce'
+    AND e.description = $3 AND e.metadata IS NOT DISTINCT FROM $4)`
+	qMessageExists = `SELECT 1 FROM messages WHERE pk = $1`
+	qAcquireLease  = `
+INSERT INTO leases AS l (name, owner, until_ms) VALUES ($1, $2, $4)
+ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until_ms = excluded.until_ms
+WHERE l.until_ms <= $3 OR l.owner = $2
+RETURNING 1`
 )

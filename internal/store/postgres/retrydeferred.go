@@ -10,13 +10,6 @@ import (
 	"github.com/mailproxy/mailproxy/internal/store"
 )
 
-// qRetryDeferred clears the deferral of a tenant's retry-deferred messages;
-// $3 NULL means every batch.
-const qRetryDeferred = `
-UPDATE messages SET deferred_until = NULL, updated_at = $2
-WHERE tenant_id = $1 AND state = 0 AND retry_count > 0 AND deferred_until > $2
-  AND ($3::text IS NULL OR batch_code = $3)`
-
 // RetryDeferred makes the tenant's retry-deferred messages due now and,
 // when there were any, wakes every instance (NOTIFY, sent at commit).
 func (s *Store) RetryDeferred(ctx context.Context, tenantID string, batchCode *string, now time.Time) (int, error) {

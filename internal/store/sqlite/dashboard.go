@@ -11,56 +11,6 @@ import (
 	"github.com/mailproxy/mailproxy/internal/store/internal/driver"
 )
 
-// Dashboard reads (store.Store.Overview, SearchMessages).
-const (
-	// qOverviewCounts: the state partition of /stats per account, plus the
-	// processed messages with a bounce event (probed on events_message).
-	qOverviewCounts = `
-SELECT m.tenant_id, m.account_id,
-       coalesce(sum(m.final_at IS NULL AND (m.deferred_until IS NULL OR m.deferred_until <= ?2)), 0),
-       coalesce(sum(m.final_at IS NULL AND m.deferred_until > ?2), 0),
-       coalesce(sum(m.final_type = 'sent'), 0),
-       coalesce(sum(m.final_type = 'error'), 0),
-       coalesce(sum(m.state = 2 AND EXISTS (SELECT 1 FROM events e WHERE e.message_pk = m.pk AND e.type = 'bounce')), 0)
-FROM messages m WHERE (?1 = '' OR m.tenant_id = ?1)
-GROUP BY m.tenant_id, m.account_id ORDER BY m.tenant_id, m.account_id`
-
-	// qOldestDue walks the claim index's rows (state 0 = queued).
-	qOldestDue = `
-SELECT ` + messageCols + `
-FROM messages m
-WHERE m.state = 0 AND (?1 = '' OR m.tenant_id = ?1) AND (m.deferred_until IS NULL OR m.deferred_until <= ?2)
-ORDER BY coalesce(m.deferred_until, m.created_at), m.seq
-LIMIT 1`
-
-	// qThroughput ranges over messages_final (tenant_id, final_at) per tenant.
-	qThroughput = `
-SELECT m.final_at / 60000, coalesce(sum(m.final_type = 'sent'), 0), coalesce(sum(m.final_type = 'error'), 0)
-FROM messages m
-WHERE m.state = 2 AND m.tenant_id IN (SELECT id FROM tenants WHERE ?1 = '' OR id = ?1)
-  AND m.final_at >= ?2 AND m.final_at <= ?3 AND m.rejected_at_enqueue = 0
-GROUP BY 1 ORDER BY 1`
-
-	// qSearchMessages filters by the optional fields of store.MessageSearch.
-	qSearchMessages = `
-SELECT ` + messageCols + `, t.name
-FROM messages m JOIN tenants t ON t.id = m.tenant_id
-WHERE (?1 = '' OR m.tenant_id = ?1) AND (?2 = '' OR m.account_id = ?2) AND (?3 = '' OR m.id = ?3)
-  AND (?4 = '' OR m.batch_code = ?4)
-  AND (?5 = ''
-       OR (?5 = 'pending' AND m.final_at IS NULL AND (m.deferred_until IS NULL OR m.deferred_until <= ?6))
-       OR (?5 = 'deferred' AND m.final_at IS NULL AND m.deferred_until > ?6)
-       OR (?5 = 'sent' AND m.final_type = 'sent')
-       OR (?5 = 'error' AND m.final_type = 'error')
-       OR (?5 = 'bounced' AND m.state = 2 AND EXISTS (SELECT 1 FROM events e WHERE e.message_pk = m.pk AND e.type = 'bounce')))
-  AND (?7 = '' OR json_extract(m.payload, '$.subject') LIKE ?7 ESCAPE '\'
-       OR json_extract(m.payload, '$.to') LIKE ?7 ESCAPE '\'
-       OR json_extract(m.payload, '$.cc') LIKE ?7 ESCAPE '\'
-       OR json_extract(m.payload, '$.bcc') LIKE ?7 ESCAPE '\')
-ORDER BY m.seq DESC
-LIMIT ?8 OFFSET ?9`
-)
-
 // Overview reads counts, the oldest due message and recent throughput in one
 // read transaction.
 func (s *Store) Overview(ctx context.Context, tenantID string, now, since time.Time) (store.QueueOverview, error) {

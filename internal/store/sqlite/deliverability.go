@@ -11,33 +11,6 @@ import (
 	"github.com/mailproxy/mailproxy/internal/store/internal/driver"
 )
 
-const (
-	qAddSuppression = `
-INSERT INTO suppressions (tenant_id, address, reason, source, created_at) VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (tenant_id, address) DO NOTHING`
-	qListSuppressions = `
-SELECT tenant_id, address, reason, source, created_at FROM suppressions WHERE tenant_id = ? ORDER BY address`
-	qRemoveSuppression = `DELETE FROM suppressions WHERE tenant_id = ? AND address = ?`
-	qSuppressedAmong   = `
-SELECT address FROM suppressions WHERE tenant_id = ?1 AND address IN (SELECT value FROM json_each(?2))`
-	qFindByPK       = `SELECT ` + messageCols + ` FROM messages m WHERE m.pk = ?`
-	qFindByClientID = `
-SELECT ` + messageCols + ` FROM messages m
-WHERE m.tenant_id IN (SELECT id FROM tenants) AND m.id = ?
-ORDER BY m.created_at DESC, m.seq DESC LIMIT 50`
-	qMessageTenant = `SELECT tenant_id FROM messages WHERE pk = ?`
-	qAddBounce     = `
-INSERT INTO events (message_pk, tenant_id, type, at, description, metadata)
-SELECT ?1, ?2, 'bounce', ?3, ?4, ?5
-WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.message_pk = ?1 AND e.type = 'bounce'
-                  AND e.description = ?4 AND e.metadata IS ?5)`
-	qAcquireLease = `
-INSERT INTO leases AS l (name, owner, until_ms) VALUES (?1, ?2, ?4)
-ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until_ms = excluded.until_ms
-WHERE l.until_ms <= ?3 OR l.owner = ?2
-RETURNING 1`
-)
-
 // AddSuppressions stores new suppressed addresses; existing ones are kept.
 func (s *Store) AddSuppressions(ctx context.Context, entries []store.Suppression) (int, error) {
 	added := 0
