@@ -174,33 +174,21 @@ func (s *Store) ListMessages(ctx context.Context, f store.MessageFilter, now tim
 
 // GetMessage reads one message as ListMessages lists it, with its history.
 func (s *Store) GetMessage(ctx context.Context, tenantID, id string) (store.MessageRecord, error) {
-	query, args := qGetMessage, []any{tenantID, id}
-	if tenantID == "" {
-		query, args = qGetMessageAnyTenant, []any{id}
-	}
 	var list *driver.RecordList
 	err := s.readTx(ctx, func(tx *sql.Tx) (err error) {
-		list, err = readRecords(ctx, tx, true, query, args...)
+		list, err = readRecords(ctx, tx, true, qGetMessage, tenantID, id)
 		return err
 	})
 	if err != nil {
 		return store.MessageRecord{}, fmt.Errorf("sqlite: get message %q: %w", id, err)
 	}
-	recs := list.Records()
-	if len(recs) == 0 {
-		return store.MessageRecord{}, fmt.Errorf("sqlite: get message %q: %w", id, store.ErrNotFound)
-	}
-	return recs[0], nil
+	return list.One(id)
 }
 
 // CountBatchPending counts the unprocessed messages of one batch.
 func (s *Store) CountBatchPending(ctx context.Context, tenantID, batchCode string) (int, error) {
-	query, args := qPendingOfTenant, []any{tenantID, batchCode}
-	if tenantID == "" {
-		query, args = qBatchPendingAnyTenant, []any{batchCode}
-	}
 	var n int
-	if err := s.queryRow(ctx, query, args...).Scan(&n); err != nil {
+	if err := s.queryRow(ctx, qBatchPending, tenantID, batchCode).Scan(&n); err != nil {
 		return 0, fmt.Errorf("sqlite: count batch pending: %w", err)
 	}
 	return n, nil

@@ -178,25 +178,22 @@ WHERE m.tenant_id = ?1 AND (m.priority, m.created_at, m.id) > (?3, ?4, ?5) AND (
 ORDER BY m.priority, m.created_at, m.id
 LIMIT ?6`
 
-	// qGetMessage is one message of a tenant, as qListMessages lists it.
+	// qGetMessage is a message by client id, as qListMessages lists it; with
+	// tenant '' the first in listing order of any tenant. The tenant comes
+	// from a subquery, not an "?1 = '' OR" term, so the lookup stays on the
+	// (tenant_id, id) index.
 	qGetMessage = `
 SELECT ` + messageCols + `, t.name
 FROM messages m JOIN tenants t ON t.id = m.tenant_id
-WHERE m.tenant_id = ?1 AND m.id = ?2`
-
-	// qGetMessageAnyTenant is the first message with this id in listing
-	// order, whatever its tenant (a separate query: an "?1 = '' OR" term
-	// would keep the tenant's query off its index).
-	qGetMessageAnyTenant = `
-SELECT ` + messageCols + `, t.name
-FROM messages m JOIN tenants t ON t.id = m.tenant_id
-WHERE m.id = ?1
+WHERE m.tenant_id IN (SELECT id FROM tenants WHERE ?1 = '' OR id = ?1) AND m.id = ?2
 ORDER BY m.priority, m.created_at, m.id, m.seq
 LIMIT 1`
 
-	// qBatchPendingAnyTenant counts every tenant's unprocessed messages
-	// of one batch (one tenant's: qPendingOfTenant).
-	qBatchPendingAnyTenant = `SELECT count(*) FROM messages WHERE final_at IS NULL AND batch_code = ?1`
+	// qBatchPending counts a batch's unprocessed messages, of one tenant or
+	// (tenant '') all, reading messages_list per tenant.
+	qBatchPending = `
+SELECT count(*) FROM messages
+WHERE tenant_id IN (SELECT id FROM tenants WHERE ?1 = '' OR id = ?1) AND final_at IS NULL AND batch_code = ?2`
 
 	qEventsOfMessages = `
 SELECT ` + eventCols + `

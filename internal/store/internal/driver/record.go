@@ -44,6 +44,15 @@ func (l *RecordList) AddEvent(e store.Event) error {
 	return nil
 }
 
+// One is the record of a one-message read; ErrNotFound (naming id) when
+// the read found none.
+func (l *RecordList) One(id string) (store.MessageRecord, error) {
+	if len(l.records) == 0 {
+		return store.MessageRecord{}, fmt.Errorf("message %q: %w", id, store.ErrNotFound)
+	}
+	return l.records[0], nil
+}
+
 // Records is the assembled listing (never nil).
 func (l *RecordList) Records() []store.MessageRecord { return l.records }
 

@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -101,5 +102,17 @@ func TestRecordListOrderAndErrors(t *testing.T) {
 	}
 	if recs[0].LatestEvent != nil || recs[2].LatestEvent != nil {
 		t.Errorf("events leaked into other records: %+v / %+v", recs[0], recs[2])
+	}
+}
+
+func TestRecordListOne(t *testing.T) {
+	t.Parallel()
+	l := NewRecordList(true)
+	if _, err := l.One("m1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("One of an empty read: %v, want ErrNotFound", err)
+	}
+	l.AddMessage(store.Message{PK: "pk-a", ID: "m1"}, nil)
+	if r, err := l.One("m1"); err != nil || r.PK != "pk-a" {
+		t.Errorf("One = %q, %v; want pk-a", r.PK, err)
 	}
 }
