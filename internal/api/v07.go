@@ -37,8 +37,6 @@ const (
 	tagV07 = "v0.7 aliases"
 	// v07CleanupDefault is v0.7's cleanup age when older_than_seconds is omitted.
 	v07CleanupDefault = 86400
-	// v07ScanPage bounds one ListMessages read of the paged scans below.
-	v07ScanPage = 500
 )
 
 // Documentation types of the v0.7 bodies.
@@ -417,51 +415,17 @@ func (s *server) v07AddMessage(c *call) (any, error) {
 	return nil, newError(http.StatusBadRequest, AddMessagesError{Rejected: []RejectedItem{{ID: id, Reason: results[0].reason}}})
 }
 
-// scanMessages pages through the store's listing until visit returns false.
-// store.Store has no get-by-id or count-by-batch (and its interface is
-// shared), so the aliases needing them read the tenant's messages in pages:
-// memory stays bounded, time grows with the tenant's messages, and a
-// deletion between two pages may shift a record past the scan.
-func (s *server) scanMessages(c *call, f store.MessageFilter, now time.Time, visit func(*store.MessageRecord) bool) error {
-	f.Limit = v07ScanPage
-	for f.Offset = 0; ; f.Offset += v07ScanPage {
-		recs, err := s.st.ListMessages(c.ctx(), f, now)
-		if err != nil {
-			return err
-		}
-		for i := range recs {
-			if !visit(&recs[i]) {
-				return nil
-			}
-		}
-		if len(recs) < v07ScanPage {
-			return nil
-		}
-	}
-}
-
 // v07GetMessage is GET /messages/get: one record as GET /messages lists it.
 func (s *server) v07GetMessage(c *call) (any, error) {
 	id, _ := c.qString("message_id")
-	history := c.qBool("include_history")
-	now := s.now()
-	var found *MessageRecord
-	err := s.scanMessages(c, store.MessageFilter{TenantID: c.tenantID, IncludeHistory: history}, now,
-		func(r *store.MessageRecord) bool {
-			if r.ID != id {
-				return true
-			}
-			m := messageRecord(r, history, now)
-			found = &m
-			return false
-		})
+	r, err := s.st.GetMessage(c.ctx(), c.tenantID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound(fmt.Sprintf("Message '%s' not found", id))
+	}
 	if err != nil {
 		return nil, err
 	}
-	if found == nil {
-		return nil, notFound(fmt.Sprintf("Message '%s' not found", id))
-	}
-	return *found, nil
+	return messageRecord(&r, c.qBool("include_history"), s.now()), nil
 }
 
 // v07ListMessages is GET /messages/list: GET /messages' records, bare.
@@ -525,15 +489,7 @@ func (s *server) countUnprocessed(c *call, batch *string) (int, error) {
 		}
 		return n, nil
 	}
-	n := 0
-	err := s.scanMessages(c, store.MessageFilter{TenantID: c.tenantID, ActiveOnly: true}, now,
-		func(r *store.MessageRecord) bool {
-			if r.BatchCode != nil && *r.BatchCode == *batch {
-				n++
-			}
-			return true
-		})
-	return n, err
+	return s.st.CountBatchPending(c.ctx(), c.tenantID, *batch)
 }
 
 // v07GetAccount is GET /accounts/get: one account as GET /accounts lists it.
