@@ -54,7 +54,7 @@ type Options struct {
 
 // Poller polls the bounce mailbox. Create it with New, run it with Run.
 type Poller struct {
-	st   store.Store
+	st   store.Deliverability // lease, message lookup, bounce events, suppressions
 	opts Options
 	log  *slog.Logger
 	kick chan struct{}
@@ -66,7 +66,7 @@ type Poller struct {
 }
 
 // New builds a poller; it starts nothing until Run.
-func New(st store.Store, opts Options) *Poller {
+func New(st store.Deliverability, opts Options) *Poller {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
