@@ -24,7 +24,7 @@ const hostLookupTimeout = 3 * time.Second
 // resolves elsewhere later still never reaches link-local or metadata.
 func (s *server) checkAccountHost(c *call, f fields, host string) {
 	policy := netguard.Policy{Level: netguard.Private}
-	publicOnly := s.cfg.AccountTargetsPublicOnly && !c.p.Admin
+	publicOnly := s.opts.AccountTargetsPublicOnly && !c.p.Admin
 	if publicOnly {
 		policy.Level = netguard.Public
 	}

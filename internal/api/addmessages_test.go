@@ -61,7 +61,7 @@ func TestAddMessagesQueuesAndStoresNormalisedPayload(t *testing.T) {
 }
 
 func TestAddMessagesDefaultsTenantAndPriority(t *testing.T) {
-	e := setup(t, func(d *apiDeps, _ *sqliteOptions) { d.Config.DefaultPriority = "low" })
+	e := setup(t, func(d *apiDeps, _ *sqliteOptions) { d.Options.DefaultPriority = "low" })
 	e.tenant("default")
 	e.account("default", "smtp")
 	// Admin without tenant_id: "default"; request default_priority wins over the config.
@@ -325,7 +325,7 @@ func TestAddMessagesPydanticEntryShape(t *testing.T) {
 }
 
 func TestAddMessagesBatchLimit(t *testing.T) {
-	e := setup(t, func(d *apiDeps, _ *sqliteOptions) { d.Config.MaxEnqueueBatch = 3 })
+	e := setup(t, func(d *apiDeps, _ *sqliteOptions) { d.Options.MaxEnqueueBatch = 3 })
 	key := e.tenant("acme")
 	e.account("acme", "smtp")
 	var ms []map[string]any

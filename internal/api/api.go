@@ -32,7 +32,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mailproxy/mailproxy/internal/auth"
-	"github.com/mailproxy/mailproxy/internal/config"
 	"github.com/mailproxy/mailproxy/internal/metrics"
 	"github.com/mailproxy/mailproxy/internal/smtppool"
 	"github.com/mailproxy/mailproxy/internal/store"
@@ -58,7 +57,7 @@ type Store interface {
 // Deps is everything the API needs from the instance.
 type Deps struct {
 	Store      Store
-	Config     config.Config // MaxEnqueueBatch, MaxRequestMB, DefaultPriority, ReportRetention, SyncInterval, SchedulerActive, TestMode, APIToken
+	Options    Options
 	Metrics    *metrics.Metrics
 	Logger     *slog.Logger
 	AdminToken string                // effective admin token at startup (env, stored or generated)
@@ -80,11 +79,38 @@ type Deps struct {
 	BodyWait time.Duration
 }
 
+// Options are the API's settings, which the composition root takes from the
+// configuration (GMP_* in brackets).
+type Options struct {
+	InstanceName    string        // shown while no name is stored (GMP_INSTANCE_NAME)
+	MaxRequestBytes int64         // one body, and the bodies decoded at once (GMP_MAX_REQUEST_MB); 0 = 64 MiB
+	MaxEnqueueBatch int           // messages per add-messages (GMP_MAX_ENQUEUE_BATCH); 0 = 1000
+	DefaultPriority string        // 0..3 or immediate/high/medium/low; "" = medium (GMP_DEFAULT_PRIORITY)
+	ReportRetention time.Duration // cleanup-messages' default age (GMP_DELIVERY_REPORT_RETENTION_SECONDS)
+	SyncInterval    time.Duration // the report heartbeat (GMP_SYNC_INTERVAL): dashboard, diagnostics
+	// SchedulerActive and TestMode are shown in /status and the diagnostics;
+	// ReportLoopRuns says whether the report loop runs on its own (active,
+	// not in test mode), as the composition root decided.
+	SchedulerActive bool
+	TestMode        bool
+	ReportLoopRuns  bool
+	// AdminTokenFixed: GMP_API_TOKEN is set, so a token sent to
+	// update-instance is ignored.
+	AdminTokenFixed bool
+	// BounceEnabled: GMP_BOUNCE_* override the stored bounce settings, with
+	// BounceIMAPHost as the host.
+	BounceEnabled  bool
+	BounceIMAPHost string
+	// AccountTargetsPublicOnly: a tenant key may only name public SMTP
+	// servers (GMP_ACCOUNT_TARGETS_PUBLIC_ONLY).
+	AccountTargetsPublicOnly bool
+}
+
 // server is the API's state; one per New.
 type server struct {
 	d               Deps
 	st              Store
-	cfg             config.Config
+	opts            Options
 	log             *slog.Logger
 	auth            *auth.Authenticator
 	now             func() time.Time
@@ -115,7 +141,7 @@ func New(d Deps) (http.Handler, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	prio, err := parseDefaultPriority(d.Config.DefaultPriority)
+	prio, err := parseDefaultPriority(d.Options.DefaultPriority)
 	if err != nil {
 		return nil, fmt.Errorf("api: GMP_DEFAULT_PRIORITY: %w", err)
 	}
@@ -124,9 +150,9 @@ func New(d Deps) (http.Handler, error) {
 		return nil, fmt.Errorf("api: %w", err)
 	}
 	s := &server{
-		d: d, st: d.Store, cfg: d.Config, log: d.Logger, auth: a, now: d.Now,
-		maxBody:         int64(d.Config.MaxRequestMB * (1 << 20)),
-		maxBatch:        d.Config.MaxEnqueueBatch,
+		d: d, st: d.Store, opts: d.Options, log: d.Logger, auth: a, now: d.Now,
+		maxBody:         d.Options.MaxRequestBytes,
+		maxBatch:        d.Options.MaxEnqueueBatch,
 		defaultPriority: prio,
 		mux:             http.NewServeMux(),
 	}

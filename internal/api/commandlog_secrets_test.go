@@ -96,7 +96,7 @@ func TestCommandLogKeepsNoSecretOfMalformedBodiesPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	h, err := api.New(api.Deps{Store: st, Metrics: metrics.New(), Config: testConfig(), AdminToken: adminToken,
+	h, err := api.New(api.Deps{Store: st, Metrics: metrics.New(), Options: testOptions(), AdminToken: adminToken,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +177,7 @@ func TestCommandLogNamesTheCaller(t *testing.T) {
 
 // A large add-messages is logged as a bounded summary, not copied whole.
 func TestCommandLogBoundsLargeBodies(t *testing.T) {
-	e := setup(t, func(d *apiDeps, _ *sqliteOptions) { d.Config.MaxRequestMB = 8 })
+	e := setup(t, func(d *apiDeps, _ *sqliteOptions) { d.Options.MaxRequestBytes = 8 << 20 })
 	key := e.tenant("acme")
 	e.account("acme", "smtp")
 	m := msg("big", "", "smtp")

@@ -330,7 +330,7 @@ func (s *server) dashboardTenants(c *call) (any, error) {
 		return nil, err
 	}
 	now := s.now()
-	interval := s.cfg.SyncInterval.Duration()
+	interval := s.opts.SyncInterval
 	out := DashboardTenantsResponse{OK: true, SyncIntervalSeconds: interval.Seconds(),
 		Tenants: make([]DashboardTenant, 0, len(tenants))}
 	for _, t := range tenants {

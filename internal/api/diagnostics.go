@@ -134,7 +134,7 @@ func (s *server) diagnostics(c *call) (any, error) {
 	ctx := c.ctx()
 	now := s.now()
 	out := DiagnosticsResponse{Problems: []string{}, Loops: []DiagLoop{}, Reports: []DiagReport{}, Accounts: []DiagAccount{},
-		Scheduler: DiagSchedulerCfg{Active: s.cfg.SchedulerActive, TestMode: s.cfg.TestMode}}
+		Scheduler: DiagSchedulerCfg{Active: s.opts.SchedulerActive, TestMode: s.opts.TestMode}}
 	problem := func(format string, args ...any) { out.Problems = append(out.Problems, fmt.Sprintf(format, args...)) }
 
 	ov, err := s.st.Overview(ctx, "", now, now)
@@ -179,14 +179,14 @@ func (s *server) diagnoseLoops(out *DiagnosticsResponse, now time.Time, problem 
 	if s.d.Metrics != nil {
 		ran = s.d.Metrics.LoopsLastRun()
 	}
-	reportsStalled := max(3*s.cfg.SyncInterval.Duration(), time.Minute)
+	reportsStalled := max(3*s.opts.SyncInterval, time.Minute)
 	for _, l := range []struct {
 		name    string
 		running bool
 		stalled time.Duration
 	}{
-		{"dispatcher", s.cfg.SchedulerActive, dispatcherStalled},
-		{"reports", s.cfg.SchedulerActive && !s.cfg.TestMode, reportsStalled},
+		{"dispatcher", s.opts.SchedulerActive, dispatcherStalled},
+		{"reports", s.opts.ReportLoopRuns, reportsStalled},
 	} {
 		d := DiagLoop{Name: l.name, Running: l.running}
 		if t, ok := ran[l.name]; ok {

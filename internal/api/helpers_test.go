@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/mailproxy/mailproxy/internal/api"
-	"github.com/mailproxy/mailproxy/internal/config"
 	"github.com/mailproxy/mailproxy/internal/metrics"
 	"github.com/mailproxy/mailproxy/internal/store"
 	"github.com/mailproxy/mailproxy/internal/store/sqlite"
@@ -42,11 +41,11 @@ type env struct {
 
 type envOption func(*api.Deps, *sqlite.Options)
 
-func testConfig() config.Config {
-	return config.Config{
-		MaxEnqueueBatch: 1000, MaxRequestMB: 1, DefaultPriority: "2",
-		ReportRetention: config.Seconds(7 * 24 * time.Hour), SyncInterval: config.Seconds(300 * time.Second),
-		SchedulerActive: true, InstanceName: "mail-proxy",
+func testOptions() api.Options {
+	return api.Options{
+		MaxEnqueueBatch: 1000, MaxRequestBytes: 1 << 20, DefaultPriority: "2",
+		ReportRetention: 7 * 24 * time.Hour, SyncInterval: 300 * time.Second,
+		SchedulerActive: true, ReportLoopRuns: true, InstanceName: "mail-proxy",
 	}
 }
 
@@ -60,7 +59,7 @@ func setup(t testing.TB, opts ...envOption) *env {
 		t.Cleanup(lw.close)
 		logOut = lw
 	}
-	deps := api.Deps{Config: testConfig(), AdminToken: adminToken, Version: "test",
+	deps := api.Deps{Options: testOptions(), AdminToken: adminToken, Version: "test",
 		Logger: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	for _, o := range opts {
 		o(&deps, &sopts)

@@ -62,7 +62,7 @@ func (s *server) instanceInfo(inst store.Instance) InstanceInfo {
 		BouncePollInterval: inst.BouncePollInterval, BounceReturnPath: inst.BounceReturnPath,
 		CreatedAt: rfc3339(inst.CreatedAt), UpdatedAt: rfc3339(inst.UpdatedAt)}
 	if info.Name == "" {
-		info.Name = s.cfg.InstanceName
+		info.Name = s.opts.InstanceName
 	}
 	if info.BounceIMAPPort == 0 {
 		info.BounceIMAPPort = defaultBouncePort
@@ -133,7 +133,7 @@ func (s *server) updateInstance(c *call) (any, error) {
 		return nil, invalid(is.list)
 	}
 	// GMP_API_TOKEN wins: a token sent while it is set is ignored.
-	if newToken != "" && s.cfg.APIToken == "" {
+	if newToken != "" && !s.opts.AdminTokenFixed {
 		inst.APIToken = newToken
 	} else {
 		newToken = ""
@@ -155,8 +155,8 @@ func (s *server) reloadBounce(c *call) (any, error) {
 		return nil, err
 	}
 	enabled, host := inst.BounceEnabled, deref(inst.BounceIMAPHost)
-	if s.cfg.BounceEnabled { // GMP_BOUNCE_* override the stored settings
-		enabled, host = true, s.cfg.BounceIMAPHost
+	if s.opts.BounceEnabled { // GMP_BOUNCE_* override the stored settings
+		enabled, host = true, s.opts.BounceIMAPHost
 	}
 	if enabled && host == "" {
 		return nil, badRequest(detailBounceNoHost)

@@ -185,7 +185,7 @@ func (s *server) cleanupMessages(c *call) (any, error) {
 	}
 	var is issues
 	f := newFields(top, []any{"body"}, &is)
-	older := s.cfg.ReportRetention.Duration()
+	older := s.opts.ReportRetention
 	if n, ok := f.intRange("older_than_seconds", &zero, nil); ok {
 		older = time.Duration(n) * time.Second
 	}

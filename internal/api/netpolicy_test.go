@@ -48,7 +48,7 @@ func TestClientURLByTenantRecorded(t *testing.T) {
 // private hosts either, while the admin keeps local relays.
 func TestAccountHostPolicy(t *testing.T) {
 	for _, publicOnly := range []bool{false, true} {
-		e := setup(t, func(d *api.Deps, _ *sqlite.Options) { d.Config.AccountTargetsPublicOnly = publicOnly })
+		e := setup(t, func(d *api.Deps, _ *sqlite.Options) { d.Options.AccountTargetsPublicOnly = publicOnly })
 		key := e.tenant("acme")
 		post := func(token, host string) resp {
 			return e.do("POST", "/account", token, map[string]any{"id": "smtp", "tenant_id": "acme", "host": host, "port": 25})

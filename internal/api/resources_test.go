@@ -372,7 +372,7 @@ func TestInstance(t *testing.T) {
 }
 
 func TestInstanceTokenIgnoredWithEnvToken(t *testing.T) {
-	e := setup(t, func(d *apiDeps, _ *sqliteOptions) { d.Config.APIToken = adminToken })
+	e := setup(t, func(d *apiDeps, _ *sqliteOptions) { d.Options.AdminTokenFixed = true })
 	e.must(200, "PUT", "/instance", adminToken, map[string]any{"api_token": "brand-new-admin-token"})
 	e.must(200, "GET", "/instance", adminToken, nil)
 	e.must(401, "GET", "/instance", "brand-new-admin-token", nil)

@@ -62,7 +62,7 @@ func (s *server) ready(c *call) (any, error) {
 }
 
 func (s *server) status(*call) (any, error) {
-	return StatusResponse{OK: true, Active: s.cfg.SchedulerActive}, nil
+	return StatusResponse{OK: true, Active: s.opts.SchedulerActive}, nil
 }
 
 func (s *server) stats(c *call) (any, error) {

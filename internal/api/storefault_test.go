@@ -61,7 +61,7 @@ func newLogger(buf *syncBuffer) *slog.Logger {
 
 func newFaultAPI(t *testing.T, st store.Store, logs *syncBuffer) *faultAPI {
 	t.Helper()
-	h, err := api.New(api.Deps{Store: st, Config: testConfig(), Metrics: metrics.New(), AdminToken: adminToken,
+	h, err := api.New(api.Deps{Store: st, Options: testOptions(), Metrics: metrics.New(), AdminToken: adminToken,
 		Logger: newLogger(logs),
 		Ready:  func(ctx context.Context) error { _, err := st.GetInstance(ctx); return err }})
 	if err != nil {

@@ -414,7 +414,7 @@ func (s *server) syncStatus(c *call) (any, error) {
 		return nil, err
 	}
 	now := s.now()
-	interval := s.cfg.SyncInterval.Duration()
+	interval := s.opts.SyncInterval
 	out := SyncStatusResponse{OK: true, SyncIntervalSeconds: interval.Seconds(),
 		Tenants: make([]SyncStatusTenant, 0, len(ts))}
 	for _, t := range ts {

@@ -233,8 +233,22 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	}
 
 	handler, submissions, err := api.NewWithSubmissions(api.Deps{
-		Store:        st,
-		Config:       cfg,
+		Store: st,
+		Options: api.Options{
+			InstanceName:             cfg.InstanceName,
+			MaxRequestBytes:          int64(cfg.MaxRequestMB * (1 << 20)),
+			MaxEnqueueBatch:          cfg.MaxEnqueueBatch,
+			DefaultPriority:          cfg.DefaultPriority,
+			ReportRetention:          cfg.ReportRetention.Duration(),
+			SyncInterval:             cfg.SyncInterval.Duration(),
+			SchedulerActive:          active,
+			TestMode:                 onDemand,
+			ReportLoopRuns:           active && !onDemand,
+			AdminTokenFixed:          cfg.APIToken != "",
+			BounceEnabled:            cfg.BounceEnabled,
+			BounceIMAPHost:           cfg.BounceIMAPHost,
+			AccountTargetsPublicOnly: cfg.AccountTargetsPublicOnly,
+		},
 		Metrics:      m,
 		Logger:       log.With("component", "api"),
 		AdminToken:   token,

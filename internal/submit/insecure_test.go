@@ -15,7 +15,6 @@ import (
 
 	"github.com/mailproxy/mailproxy/internal/api"
 	"github.com/mailproxy/mailproxy/internal/auth"
-	"github.com/mailproxy/mailproxy/internal/config"
 	"github.com/mailproxy/mailproxy/internal/metrics"
 	"github.com/mailproxy/mailproxy/internal/store"
 	"github.com/mailproxy/mailproxy/internal/store/sqlite"
@@ -43,7 +42,7 @@ func TestPlaintextAuthRefusedOffLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, subs, err := api.NewWithSubmissions(api.Deps{Store: st, Metrics: metrics.New(), AdminToken: "admin-token-for-this-test",
-		Config: config.Config{MaxEnqueueBatch: 1000, MaxRequestMB: 1, DefaultPriority: "2", TestMode: true}})
+		Options: api.Options{MaxEnqueueBatch: 1000, MaxRequestBytes: 1 << 20, DefaultPriority: "2", TestMode: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
