@@ -175,10 +175,7 @@ func (s *server) diagnostics(c *call) (any, error) {
 }
 
 func (s *server) diagnoseLoops(out *DiagnosticsResponse, now time.Time, problem func(string, ...any)) {
-	ran := map[string]time.Time{}
-	if s.d.Metrics != nil {
-		ran = s.d.Metrics.LoopsLastRun()
-	}
+	ran := s.d.Metrics.LoopsLastRun()
 	reportsStalled := max(3*s.opts.SyncInterval, time.Minute)
 	for _, l := range []struct {
 		name    string

@@ -78,7 +78,7 @@ type Options struct {
 	DiskThresholdBytes int64 // items of at least this size go to disk, smaller ones to memory
 
 	Logger    *slog.Logger
-	Metrics   *metrics.Metrics // nil: not counted
+	Metrics   *metrics.Metrics // required
 	UserAgent string
 }
 
@@ -233,9 +233,7 @@ func (f *Fetcher) FetchAll(ctx context.Context, tenant store.Tenant, atts []stor
 func (f *Fetcher) recoverPanic(fail func(error)) {
 	if r := recover(); r != nil {
 		f.log.Error("panic while fetching attachments", "panic", r, "stack", string(debug.Stack()))
-		if f.opts.Metrics != nil {
-			f.opts.Metrics.Panics.Inc()
-		}
+		f.opts.Metrics.Panics.Inc()
 		fail(&Error{Filename: "(unknown)", Reason: "internal error", Temporary: true, result: resultRejected})
 	}
 }
@@ -339,9 +337,7 @@ func (f *Fetcher) obtain(ctx context.Context, tenant store.Tenant, src source, a
 				defer func() {
 					if r := recover(); r != nil {
 						f.log.Error("panic while fetching an attachment", "panic", r, "stack", string(debug.Stack()))
-						if f.opts.Metrics != nil {
-							f.opts.Metrics.Panics.Inc()
-						}
+						f.opts.Metrics.Panics.Inc()
 						data, err = nil, temporary("internal error", resultRejected, nil)
 					}
 					f.flights.land(key, fl, data, err)
@@ -482,8 +478,5 @@ func resultOf(err *Error) string {
 }
 
 func (f *Fetcher) count(mode, result string) {
-	if f.opts.Metrics == nil {
-		return
-	}
 	f.opts.Metrics.AttachmentFetches.WithLabelValues(mode, result).Inc()
 }

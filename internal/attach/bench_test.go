@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/mailproxy/mailproxy/internal/metrics"
 	"github.com/mailproxy/mailproxy/internal/store"
 )
 
@@ -18,7 +19,7 @@ func BenchmarkFetchAllCached(b *testing.B) {
 		_, _ = w.Write(make([]byte, 50<<10))
 	}))
 	defer srv.Close()
-	f, err := New(Options{AllowPrivate: true, MemoryMaxBytes: 10 << 20})
+	f, err := New(Options{AllowPrivate: true, MemoryMaxBytes: 10 << 20, Metrics: metrics.New()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -57,7 +58,7 @@ func benchmarkFetchHTTP(b *testing.B, withLength bool) {
 		_, _ = w.Write(body)
 	}))
 	defer srv.Close()
-	f, err := New(Options{AllowPrivate: true})
+	f, err := New(Options{AllowPrivate: true, Metrics: metrics.New()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,12 +6,13 @@ import (
 	"fmt"
 
 	"github.com/mailproxy/mailproxy/internal/attach"
+	"github.com/mailproxy/mailproxy/internal/metrics"
 	"github.com/mailproxy/mailproxy/internal/store"
 )
 
 // A message's attachments come back cleaned and typed, or not at all.
 func ExampleFetcher_FetchAll() {
-	f, err := attach.New(attach.Options{MemoryMaxBytes: 50 << 20})
+	f, err := attach.New(attach.Options{MemoryMaxBytes: 50 << 20, Metrics: metrics.New()})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailproxy/mailproxy/internal/metrics"
 	"github.com/mailproxy/mailproxy/internal/store"
 )
 
@@ -23,6 +24,7 @@ func newTestFetcher(t *testing.T, edit func(*Options)) *Fetcher {
 		AllowPrivate:   true,
 		MemoryMaxBytes: 1 << 20,
 		Timeout:        20 * time.Second,
+		Metrics:        metrics.New(),
 	}
 	if edit != nil {
 		edit(&opts)

@@ -46,8 +46,8 @@ type Options struct {
 	Settings func(ctx context.Context) (Settings, error) // read before every poll
 	// OnBounce is called after new bounce events were recorded (wakes the report loop).
 	OnBounce  func(tenantID string)
-	TLSConfig *tls.Config // nil: system roots, ServerName from the host
-	Registry  prometheus.Registerer
+	TLSConfig *tls.Config           // nil: system roots, ServerName from the host
+	Registry  prometheus.Registerer // required: the instance's registry
 	Logger    *slog.Logger
 	Now       func() time.Time
 }
@@ -75,9 +75,7 @@ func New(st store.Deliverability, opts Options) *Poller {
 	}
 	counter := func(name, help string) prometheus.Counter {
 		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
-		if opts.Registry != nil {
-			opts.Registry.MustRegister(c)
-		}
+		opts.Registry.MustRegister(c)
 		return c
 	}
 	return &Poller{st: st, opts: opts, log: opts.Logger, kick: make(chan struct{}, 1), seen: map[string]bool{},

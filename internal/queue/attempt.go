@@ -126,9 +126,7 @@ func (d *Dispatcher) attempt(ctx context.Context, c store.Claim) (r result) {
 	}
 	started := time.Now()
 	res, err := d.send.Send(ctx, acct, msg)
-	if d.opts.Metrics != nil {
-		d.opts.Metrics.SendDuration.WithLabelValues(labels["tenant_id"], labels["account_id"]).Observe(time.Since(started).Seconds())
-	}
+	d.opts.Metrics.SendDuration.WithLabelValues(labels["tenant_id"], labels["account_id"]).Observe(time.Since(started).Seconds())
 	if err != nil {
 		de := asDeliveryError(err)
 		d.countReply(labels, de)
@@ -158,9 +156,6 @@ func (d *Dispatcher) attempt(ctx context.Context, c store.Claim) (r result) {
 
 // counter wraps a metric update for when the outcome is applied.
 func (d *Dispatcher) counter(f func(*metrics.Metrics)) func() {
-	if d.opts.Metrics == nil {
-		return nil
-	}
 	return func() { f(d.opts.Metrics) }
 }
 
@@ -200,9 +195,7 @@ func (d *Dispatcher) failed(m store.Message, base store.Outcome, desc string, te
 
 // rateLimited applies limit_behavior when a window is full (ratelimits.md §4).
 func (d *Dispatcher) rateLimited(ctx context.Context, m store.Message, acct store.Account, base store.Outcome, dec store.RateDecision, labels map[string]string) result {
-	if d.opts.Metrics != nil {
-		d.opts.Metrics.RateLimited.With(labels).Inc()
-	}
+	d.opts.Metrics.RateLimited.With(labels).Inc()
 	o := base
 	if acct.LimitBehavior == "reject" || acct.LimitBehavior == "error" {
 		o.Kind = store.OutcomeError
@@ -291,9 +284,6 @@ func asDeliveryError(err error) *delivery.Error {
 }
 
 func (d *Dispatcher) countReply(labels map[string]string, de *delivery.Error) {
-	if d.opts.Metrics == nil {
-		return
-	}
 	class := "2xx"
 	if de != nil {
 		class = replyClass(de)

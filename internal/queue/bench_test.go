@@ -14,6 +14,7 @@ import (
 
 	"github.com/mailproxy/mailproxy/internal/attach"
 	"github.com/mailproxy/mailproxy/internal/delivery"
+	"github.com/mailproxy/mailproxy/internal/metrics"
 	"github.com/mailproxy/mailproxy/internal/smtppool"
 	"github.com/mailproxy/mailproxy/internal/store"
 	"github.com/mailproxy/mailproxy/internal/store/sqlite"
@@ -99,12 +100,13 @@ func benchEngine(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	fetcher, err := attach.New(attach.Options{})
+	m := metrics.New()
+	fetcher, err := attach.New(attach.Options{Metrics: m})
 	if err != nil {
 		b.Fatal(err)
 	}
 	d := New(st, sender, fetcher, Options{Owner: "bench", MaxSends: benchConns, MaxSendsPerAccount: benchConns,
-		BatchSizePerAccount: 50})
+		BatchSizePerAccount: 50, Metrics: m})
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	b.ResetTimer()

@@ -76,7 +76,7 @@ type Options struct {
 	MIME                delivery.BuildOptions
 
 	Logger  *slog.Logger
-	Metrics *metrics.Metrics
+	Metrics *metrics.Metrics // required
 	Now     func() time.Time
 	// OnOutcome is called after every recorded outcome (wakes the report loop).
 	OnOutcome func(tenantID string)
@@ -259,9 +259,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 
 // heartbeat tells diagnostics and mailproxy_loop_last_run_timestamp_seconds that the loop runs.
 func (d *Dispatcher) heartbeat() {
-	if d.opts.Metrics != nil {
-		d.opts.Metrics.LoopRan("dispatcher")
-	}
+	d.opts.Metrics.LoopRan("dispatcher")
 }
 
 func resetTimer(t *time.Timer, d time.Duration) {
@@ -403,9 +401,7 @@ func (d *Dispatcher) safeAttempt(ctx context.Context, c store.Claim) (res result
 		if r := recover(); r != nil {
 			d.log.Error("panic in delivery attempt", "msg_id", c.Message.ID, "tenant_id", c.Message.TenantID,
 				"panic", r, "stack", string(debug.Stack()))
-			if d.opts.Metrics != nil {
-				d.opts.Metrics.Panics.Inc()
-			}
+			d.opts.Metrics.Panics.Inc()
 			ok = false
 		}
 	}()
@@ -456,9 +452,7 @@ func (d *Dispatcher) renewLoop(ctx context.Context, done chan<- struct{}) {
 	defer func() {
 		if r := recover(); r != nil {
 			d.log.Error("panic in lease renewal", "panic", r, "stack", string(debug.Stack()))
-			if d.opts.Metrics != nil {
-				d.opts.Metrics.Panics.Inc()
-			}
+			d.opts.Metrics.Panics.Inc()
 		}
 	}()
 	t := time.NewTicker(d.opts.Lease / 3)

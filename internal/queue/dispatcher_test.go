@@ -88,6 +88,9 @@ func setupFull(t *testing.T, opts Options, acct func(*store.Account), attachOpts
 	if err != nil {
 		t.Fatal(err)
 	}
+	if attachOpts.Metrics == nil {
+		attachOpts.Metrics = m
+	}
 	fetcher, err := attach.New(attachOpts)
 	if err != nil {
 		t.Fatal(err)

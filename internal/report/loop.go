@@ -97,7 +97,7 @@ type Options struct {
 	// after the last entry the wait is SyncInterval.
 	Backoff []time.Duration
 	Logger  *slog.Logger
-	Metrics *metrics.Metrics // nil: no metrics
+	Metrics *metrics.Metrics // required
 	Now     func() time.Time
 	// ClientURLAllowPrivate: a client_base_url set with the tenant's own
 	// key may be loopback or private (GMP_CLIENT_URL_ALLOW_PRIVATE); one
@@ -269,9 +269,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		l.fullPass = false
 		l.mu.Unlock()
 		jobs, err := l.pass(ctx, full, due)
-		if l.opts.Metrics != nil {
-			l.opts.Metrics.LoopRan("reports")
-		}
+		l.opts.Metrics.LoopRan("reports")
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -394,9 +392,7 @@ func (l *Loop) turn(ctx context.Context, j job) (more bool) {
 		if r := recover(); r != nil {
 			l.log.Error("report worker panicked", "tenant_id", j.tenantID,
 				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			if l.opts.Metrics != nil {
-				l.opts.Metrics.Panics.Inc()
-			}
+			l.opts.Metrics.Panics.Inc()
 			l.scheduleAt(j.tenantID, l.opts.Now().Add(passErrorRetry))
 			more = false
 		}

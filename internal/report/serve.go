@@ -330,15 +330,10 @@ func (l *Loop) clearHold(tenantID string) {
 // forget drops what is kept about a deleted tenant.
 func (l *Loop) forget(tenantID string) {
 	l.clearHold(tenantID)
-	if l.opts.Metrics != nil {
-		l.opts.Metrics.ReportsPending.DeleteLabelValues(tenantID)
-	}
+	l.opts.Metrics.ReportsPending.DeleteLabelValues(tenantID)
 }
 
 func (l *Loop) updatePending(ctx context.Context, tenantID string) {
-	if l.opts.Metrics == nil {
-		return
-	}
 	n, err := l.st.CountUnreported(ctx, tenantID)
 	if err != nil {
 		l.log.Warn("counting unreported events", "tenant_id", tenantID, "err", err)
@@ -348,7 +343,5 @@ func (l *Loop) updatePending(ctx context.Context, tenantID string) {
 }
 
 func (l *Loop) countPost(tenantID, result string) {
-	if l.opts.Metrics != nil {
-		l.opts.Metrics.ReportPosts.WithLabelValues(tenantID, result).Inc()
-	}
+	l.opts.Metrics.ReportPosts.WithLabelValues(tenantID, result).Inc()
 }

@@ -54,7 +54,7 @@ func TestPlaintextAuthRefusedOffLoopback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Options{Addr: "127.0.0.1:0", TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}, Submitter: subs})
+	srv, err := New(Options{Addr: "127.0.0.1:0", TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}, Submitter: subs, Registerer: metrics.New().Registry})
 	if err != nil {
 		t.Fatal(err)
 	}

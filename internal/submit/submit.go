@@ -53,9 +53,9 @@ type Options struct {
 	MaxMessageBytes   int64       // SIZE; 0 = no limit
 	MaxRecipients     int         // per message [1000]
 	Timeout           time.Duration
-	ShutdownTimeout   time.Duration // open sessions may finish within [30s]
-	Submitter         Submitter     // required
-	Registerer        prometheus.Registerer
+	ShutdownTimeout   time.Duration         // open sessions may finish within [30s]
+	Submitter         Submitter             // required
+	Registerer        prometheus.Registerer // required: the instance's registry
 	Logger            *slog.Logger
 	LogActivity       bool // one info line per submission (GMP_LOG_DELIVERY_ACTIVITY)
 	OnPanic           func()
@@ -233,9 +233,6 @@ func newMetrics(reg prometheus.Registerer) (*submitMetrics, error) {
 	}
 	for _, r := range []string{refusedAuth, refusedNoAuth, refusedSuspended, refusedInvalid, refusedTooLarge, refusedStore} {
 		m.refused.WithLabelValues(r)
-	}
-	if reg == nil {
-		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.accepted, m.refused, m.sessions} {
 		if err := reg.Register(c); err != nil {
