@@ -62,9 +62,9 @@ type Deps struct {
 	Logger     *slog.Logger
 	AdminToken string                // effective admin token at startup (env, stored or generated)
 	Version    string                // shown in /openapi.json
-	Wake       func()                // after add-messages queued > 0 or activate committed (nil-safe; nil in test mode)
+	Wake       func()                // after add-messages queued > 0 or activate committed (nil-safe; a no-op in test mode)
 	RunNow     func(tenantID string) // run-now; "" = all tenants (nil-safe)
-	NewEvents  func()                // events written outside delivery (rejected at enqueue): wake the report loop (nil-safe; nil in test mode)
+	NewEvents  func()                // events written outside delivery (rejected at enqueue): wake the report loop (nil-safe; a no-op in test mode)
 	// QueueChanged follows every mutation that may change how many messages
 	// are unprocessed: it wakes gmp_pending_messages' counter (nil-safe).
 	QueueChanged func()

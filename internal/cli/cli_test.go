@@ -259,7 +259,7 @@ func TestGenKeyOut(t *testing.T) {
 		t.Fatalf("key file: %v, mode %v; want 0600", err, fi.Mode().Perm())
 	}
 	first, _ := os.ReadFile(path)
-	if _, configured, err := secret.LoadKey(config.Config{EncryptionKeyFile: path}, nil); !configured || err != nil {
+	if _, configured, err := secret.LoadKey(secret.KeySource{File: path}, nil); !configured || err != nil {
 		t.Fatalf("key file not usable as GMP_ENCRYPTION_KEY_FILE: configured %v, %v", configured, err)
 	}
 	if r := run(t, nil, "gen-key", "--out", path); r.code != 1 {

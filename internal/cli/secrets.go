@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/mailproxy/mailproxy/internal/config"
+	"github.com/mailproxy/mailproxy/internal/proxy"
 	"github.com/mailproxy/mailproxy/internal/secret"
 )
 
@@ -26,7 +27,7 @@ func (c *encryptSecretsCmd) Run(e *env) error {
 		return err
 	}
 	applyDB(&cfg, c.DB)
-	key, err := secret.LoadCipher(cfg, nil)
+	key, err := secret.LoadCipher(proxy.KeySource(cfg), nil)
 	if err != nil {
 		return fmt.Errorf("encrypt-secrets: %w", err)
 	}
@@ -71,7 +72,7 @@ func (c *rotateKeyCmd) Run(e *env) error {
 		return err
 	}
 	applyDB(&cfg, c.DB)
-	current, err := secret.LoadCipher(cfg, nil) // nil: nothing is encrypted yet (open checks)
+	current, err := secret.LoadCipher(proxy.KeySource(cfg), nil) // nil: nothing is encrypted yet (open checks)
 	if err != nil {
 		return fmt.Errorf("rotate-key: %w", err)
 	}

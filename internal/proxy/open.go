@@ -29,6 +29,11 @@ type Store struct {
 // Close closes the driver (the encrypted view holds nothing of its own).
 func (s *Store) Close() error { return s.Raw.Close() }
 
+// KeySource is where cfg says the encryption key is.
+func KeySource(cfg config.Config) secret.KeySource {
+	return secret.KeySource{Key: cfg.EncryptionKey, File: cfg.EncryptionKeyFile}
+}
+
 // OpenStore opens (and thereby migrates) the configured driver, then applies
 // encryption at rest (secret.Setup). exclusive is for `serve`: one process
 // per SQLite file.
@@ -47,7 +52,7 @@ func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger, exclusi
 		}
 		s.Raw = lite
 	}
-	encrypted, err := secret.Setup(ctx, cfg, s.Raw, log.With("component", "secret"), nil)
+	encrypted, err := secret.Setup(ctx, KeySource(cfg), s.Raw, log.With("component", "secret"), nil)
 	if err != nil {
 		if cerr := s.Raw.Close(); cerr != nil {
 			log.Error("close store", "err", cerr)

@@ -1,6 +1,7 @@
-// Package proxy assembles one mail-proxy instance: it opens and migrates the
-// store, builds the API, dispatcher and report loop, runs them under one
-// errgroup and stops them in order.
+// Package proxy is the composition root: it assembles one mail-proxy
+// instance from the configuration, runs its parts under one errgroup and
+// stops them in order. It is the only package that reads config.Config for
+// the service; every part gets its own options and hooks.
 //
 // Start-up:
 //  1. Open the store once (OpenStore: SQLite exclusively, or PostgreSQL),
@@ -9,9 +10,13 @@
 //  2. On SQLite release every claim (no other process can hold one); make the
 //     `default` tenant when no tenant exists; resolve the admin token
 //     (GMP_API_TOKEN, else stored, else generated, stored and printed once).
-//  3. Build the metrics (zero series per account), the SMTP pool, the
-//     attachment fetcher, the dispatcher, the report loop and the API.
-//  4. Run them until ctx ends. Shutdown: the HTTP server stops accepting and
+//  3. Decide the schedule once (GMP_SCHEDULER_ACTIVE, GMP_TEST_MODE): it
+//     becomes the dispatcher's TestMode, the API's wake hooks (no-ops in test
+//     mode) and whether the report loop runs on its own.
+//  4. Build the metrics (zero series per account, the gmp_pending_messages
+//     counter, counted once now), the SMTP pool, the attachment fetcher, the
+//     report loop, the bounce poller, the dispatcher and the API.
+//  5. Run them until ctx ends. Shutdown: the HTTP server stops accepting and
 //     finishes open requests, the dispatcher stops claiming and drains, the
 //     report loop stops, pooled connections QUIT, the store closes last.
 package proxy
@@ -502,7 +507,6 @@ func pprofServer(addr string) *http.Server {
 	return &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 }
 
-// goSafe runs fn in the group, turning a panic into a logged, counted error.
 // bounceSettings are GMP_BOUNCE_* when GMP_BOUNCE_ENABLED is set, else the
 // stored instance settings (config-metrics-cli.md §1).
 func bounceSettings(ctx context.Context, cfg config.Config, st store.Store) (bounce.Settings, error) {
@@ -526,6 +530,7 @@ func bounceSettings(ctx context.Context, cfg config.Config, st store.Store) (bou
 		Folder: inst.BounceIMAPFolder, PollInterval: time.Duration(inst.BouncePollInterval) * time.Second}, nil
 }
 
+// goSafe runs fn in the group, turning a panic into a logged, counted error.
 func goSafe(g *errgroup.Group, log *slog.Logger, m *metrics.Metrics, name string, fn func() error) {
 	g.Go(func() (err error) {
 		defer func() {

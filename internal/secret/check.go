@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/mailproxy/mailproxy/internal/config"
 	"github.com/mailproxy/mailproxy/internal/store"
 )
 
@@ -104,16 +103,16 @@ func check(ctx context.Context, raw store.Store, c *Cipher, configured bool) (Su
 	return sv, nil
 }
 
-// Setup makes an opened store encrypt its secrets at rest per cfg: it loads
+// Setup makes an opened store encrypt its secrets at rest with src: it loads
 // the key (readFile nil means os.ReadFile), runs Check and returns st
 // wrapped. With no key configured it returns st unchanged and logs that
 // secrets are stored in plaintext. On error st is left open for the caller
 // to close.
-func Setup(ctx context.Context, cfg config.Config, st store.Store, log *slog.Logger, readFile func(string) ([]byte, error)) (store.Store, error) {
+func Setup(ctx context.Context, src KeySource, st store.Store, log *slog.Logger, readFile func(string) ([]byte, error)) (store.Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	key, configured, err := LoadKey(cfg, readFile)
+	key, configured, err := LoadKey(src, readFile)
 	if err != nil {
 		return nil, err
 	}

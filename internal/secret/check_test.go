@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailproxy/mailproxy/internal/config"
 	"github.com/mailproxy/mailproxy/internal/store"
 )
 
@@ -94,7 +93,7 @@ func TestSetup(t *testing.T) {
 		t.Parallel()
 		db := openSQLite(t, filepath.Join(dir, "a.db"))
 		var logs bytes.Buffer
-		st, err := Setup(ctx, config.Config{}, db, slog.New(slog.NewTextHandler(&logs, nil)), nil)
+		st, err := Setup(ctx, KeySource{}, db, slog.New(slog.NewTextHandler(&logs, nil)), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,7 +109,7 @@ func TestSetup(t *testing.T) {
 		db := openSQLite(t, filepath.Join(dir, "b.db"))
 		seed(t, ctx, db)
 		var logs bytes.Buffer
-		st, err := Setup(ctx, config.Config{EncryptionKey: key}, db, slog.New(slog.NewTextHandler(&logs, nil)), nil)
+		st, err := Setup(ctx, KeySource{Key: key}, db, slog.New(slog.NewTextHandler(&logs, nil)), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +129,7 @@ func TestSetup(t *testing.T) {
 	t.Run("invalid key variable", func(t *testing.T) {
 		t.Parallel()
 		db := openSQLite(t, filepath.Join(dir, "c.db"))
-		_, err := Setup(ctx, config.Config{EncryptionKey: "c2hvcnQ="}, db, nil, nil)
+		_, err := Setup(ctx, KeySource{Key: "c2hvcnQ="}, db, nil, nil)
 		if err == nil || !strings.Contains(err.Error(), "MAIL_PROXY_ENCRYPTION_KEY") {
 			t.Fatalf("Setup = %v, want an error naming MAIL_PROXY_ENCRYPTION_KEY", err)
 		}
@@ -139,7 +138,7 @@ func TestSetup(t *testing.T) {
 		t.Parallel()
 		db := openSQLite(t, filepath.Join(dir, "d.db"))
 		seed(t, ctx, Wrap(db, newTestCipher(t, 5)))
-		if _, err := Setup(ctx, config.Config{}, db, nil, nil); !errors.Is(err, ErrNoKey) {
+		if _, err := Setup(ctx, KeySource{}, db, nil, nil); !errors.Is(err, ErrNoKey) {
 			t.Fatalf("Setup = %v, want ErrNoKey", err)
 		}
 	})

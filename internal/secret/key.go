@@ -15,6 +15,12 @@ import (
 // operator chose, it may be missing (no key configured).
 const DefaultKeyFile = "/run/secrets/encryption_key"
 
+// KeySource is where the encryption key is configured.
+type KeySource struct {
+	Key  string // MAIL_PROXY_ENCRYPTION_KEY: standard base64 of 32 bytes
+	File string // GMP_ENCRYPTION_KEY_FILE
+}
+
 // LoadKey finds the encryption key (tenancy-security.md §4):
 // MAIL_PROXY_ENCRYPTION_KEY, standard base64 of exactly 32 bytes; else the
 // file GMP_ENCRYPTION_KEY_FILE holding 32 raw bytes after trimming whitespace,
@@ -22,15 +28,15 @@ const DefaultKeyFile = "/run/secrets/encryption_key"
 // empty variable, an empty file path, or a missing default file). A key that
 // is set but unusable is an error naming the variable; errors never contain
 // key material. readFile nil means os.ReadFile.
-func LoadKey(cfg config.Config, readFile func(string) ([]byte, error)) (key []byte, configured bool, err error) {
-	if cfg.EncryptionKey != "" {
-		key, err := config.DecodeEncryptionKey(cfg.EncryptionKey)
+func LoadKey(src KeySource, readFile func(string) ([]byte, error)) (key []byte, configured bool, err error) {
+	if src.Key != "" {
+		key, err := config.DecodeEncryptionKey(src.Key)
 		if err != nil {
 			return nil, false, fmt.Errorf("MAIL_PROXY_ENCRYPTION_KEY: %w", err)
 		}
 		return key, true, nil
 	}
-	path := cfg.EncryptionKeyFile
+	path := src.File
 	if path == "" {
 		return nil, false, nil
 	}
@@ -72,8 +78,8 @@ func decodeKeyFile(data []byte) ([]byte, error) {
 }
 
 // LoadCipher is LoadKey followed by NewCipher: nil when no key is configured.
-func LoadCipher(cfg config.Config, readFile func(string) ([]byte, error)) (*Cipher, error) {
-	key, configured, err := LoadKey(cfg, readFile)
+func LoadCipher(src KeySource, readFile func(string) ([]byte, error)) (*Cipher, error) {
+	key, configured, err := LoadKey(src, readFile)
 	if err != nil || !configured {
 		return nil, err
 	}

@@ -69,8 +69,7 @@ func TestLoadKey(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			cfg := config.Config{EncryptionKey: tc.envKey, EncryptionKeyFile: tc.keyFile}
-			key, configured, err := LoadKey(cfg, tc.readFile)
+			key, configured, err := LoadKey(KeySource{Key: tc.envKey, File: tc.keyFile}, tc.readFile)
 			if tc.errNames != "" {
 				if err == nil {
 					t.Fatalf("LoadKey accepted it: key %d bytes", len(key))
@@ -109,7 +108,7 @@ func TestLoadKeyFromLoadedConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, configured, err := LoadKey(cfg, nil)
+	got, configured, err := LoadKey(KeySource{Key: cfg.EncryptionKey, File: cfg.EncryptionKeyFile}, nil)
 	if err != nil || !configured || !bytes.Equal(got, key) {
 		t.Fatalf("LoadKey = %x, %v, %v", got, configured, err)
 	}
