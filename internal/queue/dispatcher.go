@@ -70,7 +70,7 @@ type Options struct {
 	Lease               time.Duration // GMP_CLAIM_LEASE_SECONDS
 	PollInterval        time.Duration // GMP_SEND_LOOP_INTERVAL: fallback only
 	ShutdownTimeout     time.Duration // GMP_SHUTDOWN_TIMEOUT
-	TestMode            bool          // claim only on RunNow
+	TestMode            bool          // claim only during a RunNow drain (GMP_TEST_MODE, as proxy decided it)
 	LogActivity         bool          // GMP_LOG_DELIVERY_ACTIVITY
 	BounceReturnPath    string        // envelope sender when bounce processing is on
 	MIME                delivery.BuildOptions
