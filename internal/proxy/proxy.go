@@ -47,7 +47,6 @@ import (
 	"github.com/mailproxy/mailproxy/internal/config"
 	"github.com/mailproxy/mailproxy/internal/delivery"
 	"github.com/mailproxy/mailproxy/internal/metrics"
-	"github.com/mailproxy/mailproxy/internal/netguard"
 	"github.com/mailproxy/mailproxy/internal/queue"
 	"github.com/mailproxy/mailproxy/internal/report"
 	"github.com/mailproxy/mailproxy/internal/smtppool"
@@ -111,6 +110,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	active := cfg.SchedulerActive
 	onDemand := cfg.TestMode // work only on run-now: no wake-ups, no report loop of its own
 
+	userAgent := "mail-proxy/" + opts.Version
 	m := metrics.New()
 	if err := seedAccountSeries(ctx, st, m); err != nil {
 		return err
@@ -127,64 +127,17 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	})
 
 	pool := smtppool.New(smtppool.Options{Size: cfg.PoolSize, Logger: log.With("component", "smtppool")})
-	senderOpts := delivery.SenderOptions{Pool: pool, ResetAfterSuccess: cfg.SMTPResetAfterMessage,
-		Logger: log.With("component", "delivery")}
-	if cfg.AccountTargetsPublicOnly {
-		senderOpts.TenantTargetPolicy = &netguard.Policy{Level: netguard.Public}
-	}
-	sender, err := delivery.NewSender(senderOpts)
+	sender, err := delivery.NewSender(senderOptions(cfg, pool, log.With("component", "delivery")))
 	if err != nil {
 		return fmt.Errorf("smtp sender: %w", err)
 	}
-	fetcher, err := attach.New(attach.Options{
-		Timeout:               cfg.AttachmentTimeout.Duration(),
-		MaxConcurrent:         cfg.MaxAttachmentFetches,
-		MaxAttachmentBytes:    int64(cfg.AttachmentMaxMB * 1024 * 1024),
-		MaxMessageBytes:       int64(cfg.MessageMaxMB * 1024 * 1024),
-		BaseDir:               cfg.AttachmentBaseDir,
-		AllowPrivate:          cfg.AttachmentAllowPrivate,
-		ClientURLAllowPrivate: cfg.ClientURLAllowPrivate,
-		MemoryMaxBytes:        int64(cfg.CacheMemoryMaxMB * 1024 * 1024),
-		MemoryTTL:             cfg.CacheMemoryTTL.Duration(),
-		DiskDir:               cfg.CacheDiskDir,
-		DiskMaxBytes:          int64(cfg.CacheDiskMaxMB * 1024 * 1024),
-		DiskTTL:               cfg.CacheDiskTTL.Duration(),
-		DiskThresholdBytes:    int64(cfg.CacheDiskThresholdKB) * 1024,
-		Logger:                log.With("component", "attach"),
-		Metrics:               m,
-		UserAgent:             "mail-proxy/" + opts.Version,
-	})
+	fetcher, err := attach.New(attachOptions(cfg, m, log.With("component", "attach"), userAgent))
 	if err != nil {
 		return fmt.Errorf("attachments: %w", err)
 	}
 
-	reports := report.New(st, report.Options{
-		Owner:                 owner,
-		BatchSize:             cfg.ReportBatchSize,
-		Timeout:               cfg.ClientSyncTimeout.Duration(),
-		SyncInterval:          cfg.SyncInterval.Duration(),
-		GlobalURL:             cfg.ClientSyncURL,
-		GlobalUser:            cfg.ClientSyncUser,
-		GlobalPassword:        cfg.ClientSyncPassword,
-		GlobalToken:           cfg.ClientSyncToken,
-		GlobalSecret:          cfg.ClientSyncSecret,
-		Concurrency:           8,
-		ClientURLAllowPrivate: cfg.ClientURLAllowPrivate,
-		UserAgent:             "mail-proxy/" + opts.Version,
-		Logger:                log.With("component", "report"),
-		Metrics:               m,
-	})
+	reports := report.New(st, reportOptions(cfg, owner, m, log.With("component", "report"), userAgent))
 
-	delays := make([]time.Duration, len(cfg.RetryDelays))
-	for i, s := range cfg.RetryDelays {
-		delays[i] = time.Duration(s) * time.Second
-	}
-	bounceReturnPath := ""
-	if cfg.BounceEnabled {
-		bounceReturnPath = cfg.BounceReturnPath
-	} else if inst, err := st.GetInstance(ctx); err == nil && inst.BounceEnabled && inst.BounceReturnPath != nil {
-		bounceReturnPath = *inst.BounceReturnPath // the stored settings, when GMP_BOUNCE_* do not override them
-	}
 	bounces := bounce.New(st, bounce.Options{
 		Owner:    owner,
 		Settings: func(ctx context.Context) (bounce.Settings, error) { return bounceSettings(ctx, cfg, st) },
@@ -192,28 +145,14 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 		Registry: m.Registry,
 		Logger:   log.With("component", "bounce"),
 	})
-	dispatcher := queue.New(st, sender, fetcher, queue.Options{
-		Owner:               owner,
-		MaxSends:            cfg.MaxSends,
-		MaxSendsPerAccount:  cfg.MaxSendsPerAccount,
-		BatchSizePerAccount: cfg.BatchSizePerAccount,
-		Retry:               queue.RetryPolicy{MaxRetries: cfg.MaxRetries, Delays: delays},
-		Lease:               time.Duration(cfg.ClaimLeaseSeconds) * time.Second,
-		PollInterval:        cfg.SendLoopInterval.Duration(),
-		ShutdownTimeout:     cfg.ShutdownTimeout.Duration(),
-		TestMode:            onDemand,
-		LogActivity:         cfg.LogDeliveryActivity,
-		BounceReturnPath:    bounceReturnPath,
-		MIME:                delivery.BuildOptions{NoGeneratedText: !cfg.HTMLTextAlternative},
-		Logger:              log.With("component", "queue"),
-		Metrics:             m,
-		OnOutcome:           func(string) { reports.Wake(); pending.Wake() },
-		OnIdle: func(ctx context.Context) {
-			if err := reports.Cycle(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("report cycle after run-now", "err", err)
-			}
-		},
-	})
+	dispatchOpts := queueOptions(cfg, owner, onDemand, bounceReturnPath(ctx, cfg, st), m, log.With("component", "queue"))
+	dispatchOpts.OnOutcome = func(string) { reports.Wake(); pending.Wake() }
+	dispatchOpts.OnIdle = func(ctx context.Context) {
+		if err := reports.Cycle(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("report cycle after run-now", "err", err)
+		}
+	}
+	dispatcher := queue.New(st, sender, fetcher, dispatchOpts)
 
 	wake, newEvents := func() {}, func() {}
 	if !onDemand {
@@ -238,22 +177,8 @@ func Run(ctx context.Context, cfg config.Config, opts Options) error {
 	}
 
 	handler, submissions, err := api.NewWithSubmissions(api.Deps{
-		Store: st,
-		Options: api.Options{
-			InstanceName:             cfg.InstanceName,
-			MaxRequestBytes:          int64(cfg.MaxRequestMB * (1 << 20)),
-			MaxEnqueueBatch:          cfg.MaxEnqueueBatch,
-			DefaultPriority:          cfg.DefaultPriority,
-			ReportRetention:          cfg.ReportRetention.Duration(),
-			SyncInterval:             cfg.SyncInterval.Duration(),
-			SchedulerActive:          active,
-			TestMode:                 onDemand,
-			ReportLoopRuns:           active && !onDemand,
-			AdminTokenFixed:          cfg.APIToken != "",
-			BounceEnabled:            cfg.BounceEnabled,
-			BounceIMAPHost:           cfg.BounceIMAPHost,
-			AccountTargetsPublicOnly: cfg.AccountTargetsPublicOnly,
-		},
+		Store:        st,
+		Options:      apiOptions(cfg, active, onDemand),
 		Metrics:      m,
 		Logger:       log.With("component", "api"),
 		AdminToken:   token,
@@ -528,6 +453,19 @@ func bounceSettings(ctx context.Context, cfg config.Config, st store.Store) (bou
 	return bounce.Settings{Enabled: inst.BounceEnabled, Host: deref(inst.BounceIMAPHost), Port: inst.BounceIMAPPort,
 		TLS: inst.BounceIMAPSSL, User: deref(inst.BounceIMAPUser), Password: inst.BounceIMAPPassword,
 		Folder: inst.BounceIMAPFolder, PollInterval: time.Duration(inst.BouncePollInterval) * time.Second}, nil
+}
+
+// bounceReturnPath is the envelope sender while bounce processing is on:
+// GMP_BOUNCE_RETURN_PATH when GMP_BOUNCE_ENABLED is set, else the stored
+// settings'; "" when off.
+func bounceReturnPath(ctx context.Context, cfg config.Config, st store.Settings) string {
+	if cfg.BounceEnabled {
+		return cfg.BounceReturnPath
+	}
+	if inst, err := st.GetInstance(ctx); err == nil && inst.BounceEnabled && inst.BounceReturnPath != nil {
+		return *inst.BounceReturnPath
+	}
+	return ""
 }
 
 // goSafe runs fn in the group, turning a panic into a logged, counted error.
