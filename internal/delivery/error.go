@@ -144,9 +144,45 @@ func classifyAt(cmd string, err error) *Error {
 	return e
 }
 
+// ReplyClass is the failure's class as gmp_smtp_replies_total labels it:
+// "5xx" or "4xx" for a reply, else "timeout", "tls" or "network".
+func (e *Error) ReplyClass() string {
+	switch {
+	case e.Code >= 500:
+		return "5xx"
+	case e.Code >= 400:
+		return "4xx"
+	case isTimeout(e.Err):
+		return "timeout"
+	case isTLSHandshake(e.Err):
+		return "tls"
+	default:
+		return "network"
+	}
+}
+
 // isTLSFailure: the peer's certificate or TLS itself failed, which a retry
 // will not fix (a plain server on a TLS port answers with a non-TLS record).
 func isTLSFailure(err error) bool {
+	if isTLSHandshake(err) {
+		return true
+	}
+	if _, ok := errors.AsType[x509.CertificateInvalidError](err); ok {
+		return true
+	}
+	if _, ok := errors.AsType[tls.AlertError](err); ok {
+		return true
+	}
+	return false
+}
+
+// isTLSHandshake: a non-TLS record or a certificate that did not verify.
+// It is the narrower set the "tls" reply class has always had: an alert or
+// an invalid certificate outside verification counts as "network" there.
+func isTLSHandshake(err error) bool {
+	if _, ok := errors.AsType[tls.RecordHeaderError](err); ok {
+		return true
+	}
 	if _, ok := errors.AsType[*tls.CertificateVerificationError](err); ok {
 		return true
 	}
@@ -154,15 +190,6 @@ func isTLSFailure(err error) bool {
 		return true
 	}
 	if _, ok := errors.AsType[x509.HostnameError](err); ok {
-		return true
-	}
-	if _, ok := errors.AsType[x509.CertificateInvalidError](err); ok {
-		return true
-	}
-	if _, ok := errors.AsType[tls.RecordHeaderError](err); ok {
-		return true
-	}
-	if _, ok := errors.AsType[tls.AlertError](err); ok {
 		return true
 	}
 	return false

@@ -96,3 +96,32 @@ func TestClassifyKeepsClassifiedErrors(t *testing.T) {
 		t.Errorf("Classify(450) = %+v", got)
 	}
 }
+
+func TestReplyClass(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		err  *Error
+		want string
+	}{
+		{"550", &Error{Code: 550, Err: reply(550, smtp.EnhancedCode{5, 1, 1}, "x")}, "5xx"},
+		{"451", &Error{Code: 451, Err: reply(451, smtp.EnhancedCode{4, 3, 0}, "x")}, "4xx"},
+		{"deadline", &Error{Err: fmt.Errorf("read: %w", os.ErrDeadlineExceeded)}, "timeout"},
+		{"context deadline", &Error{Err: context.DeadlineExceeded}, "timeout"},
+		{"record header", &Error{Err: tls.RecordHeaderError{Msg: "not TLS"}}, "tls"},
+		{"verification", &Error{Err: &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}}, "tls"},
+		{"unknown CA", &Error{Err: x509.UnknownAuthorityError{}}, "tls"},
+		{"hostname", &Error{Err: x509.HostnameError{Certificate: &x509.Certificate{}, Host: "mx"}}, "tls"},
+		{"alert stays network", &Error{Err: tls.AlertError(42)}, "network"},
+		{"refused", &Error{Err: syscall.ECONNREFUSED}, "network"},
+		{"no cause", &Error{}, "network"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := tc.err.ReplyClass(); got != tc.want {
+				t.Errorf("ReplyClass() = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -17,7 +17,9 @@
 //     error, a timeout or a 421 close it instead.
 //
 // Every failure comes back as an *Error whose Permanent field decides retry
-// or fail; Classify implements the rules.
+// or fail; Classify implements the rules. The same *Error tells the rest of
+// the proxy everything else it reads from a failure: Public is the tenant's
+// description, ReplyClass the class label of gmp_smtp_replies_total.
 package delivery
 
 import (

@@ -96,9 +96,7 @@ func (d *Dispatcher) attempt(ctx context.Context, c store.Claim) (r result) {
 		}
 		contents, err := d.fetch.FetchAll(ctx, tenant, p.Attachments)
 		if err != nil {
-			var ae *attach.Error
-			temporary := !errors.As(err, &ae) || ae.Temporary
-			return d.failed(m, base, err.Error(), temporary, 0, false, labels)
+			return d.failed(m, base, attachFailure(err), labels)
 		}
 		parts = make([]delivery.Part, len(contents))
 		for i, ct := range contents {
@@ -117,7 +115,7 @@ func (d *Dispatcher) attempt(ctx context.Context, c store.Claim) (r result) {
 		msg, err = d.opts.MIME.Build(p, m.PK, parts, now)
 	}
 	if err != nil {
-		return d.failed(m, base, "Cannot build message: "+err.Error(), false, 0, false, labels)
+		return d.failed(m, base, failure{desc: "Cannot build message: " + err.Error()}, labels)
 	}
 
 	// 5. SMTP.
@@ -135,7 +133,7 @@ func (d *Dispatcher) attempt(ctx context.Context, c store.Claim) (r result) {
 			d.log.Warn("smtp connection failed", "msg_id", m.ID, "tenant_id", m.TenantID,
 				"account_id", m.AccountID, "err", full)
 		}
-		return d.failed(m, base, desc, !de.Permanent, de.Code, true, labels)
+		return d.failed(m, base, failure{desc: desc, temporary: !de.Permanent, code: de.Code, smtpSide: true}, labels)
 	}
 	d.countReply(labels, nil)
 
@@ -159,19 +157,35 @@ func (d *Dispatcher) counter(f func(*metrics.Metrics)) func() {
 	return func() { f(d.opts.Metrics) }
 }
 
+// failure is why an attempt failed, as the retry decision and the metrics
+// read it.
+type failure struct {
+	desc      string // what the tenant sees
+	temporary bool   // retried while the budget lasts
+	code      int    // the SMTP reply code; 0 when there was none
+	smtpSide  bool   // the SMTP server or the connection failed: gmp_errors_total counts it
+}
+
+// attachFailure: an attachment could not be fetched; temporary unless the
+// fetcher says otherwise.
+func attachFailure(err error) failure {
+	ae, ok := errors.AsType[*attach.Error](err)
+	return failure{desc: err.Error(), temporary: !ok || ae.Temporary}
+}
+
 // failed is a failed attempt's outcome: a retry while the budget lasts, else an error.
-func (d *Dispatcher) failed(m store.Message, base store.Outcome, desc string, temporary bool, code int, smtpSide bool, labels map[string]string) result {
+func (d *Dispatcher) failed(m store.Message, base store.Outcome, f failure, labels map[string]string) result {
 	o := base
 	o.At = d.opts.Now()
 	n := m.RetryCount
 	meta := map[string]any{}
-	if code != 0 {
-		meta["smtp_code"] = code
+	if f.code != 0 {
+		meta["smtp_code"] = f.code
 	}
-	if temporary && !d.opts.Retry.Exhausted(n) {
+	if f.temporary && !d.opts.Retry.Exhausted(n) {
 		until := o.At.Add(d.opts.Retry.Delay(n))
 		o.Kind = store.OutcomeDeferred
-		o.Description = desc
+		o.Description = f.desc
 		o.DeferredUntil = &until
 		o.RetryCount = n + 1
 		meta["deferred_ts"] = until.Unix()
@@ -180,14 +194,14 @@ func (d *Dispatcher) failed(m store.Message, base store.Outcome, desc string, te
 		return result{outcome: o, count: d.counter(func(m *metrics.Metrics) { m.Deferred.With(labels).Inc() })}
 	}
 	o.Kind = store.OutcomeError
-	o.Description = desc
-	if temporary {
-		o.Description = d.opts.Retry.ExhaustedDescription(desc)
+	o.Description = f.desc
+	if f.temporary {
+		o.Description = d.opts.Retry.ExhaustedDescription(f.desc)
 	}
 	o.RetryCount = n
 	meta["retry_count"] = n
 	o.Metadata = jsonObject(meta)
-	if !smtpSide { // gmp_errors_total counts SMTP-side failures only
+	if !f.smtpSide { // gmp_errors_total counts SMTP-side failures only
 		return result{outcome: o}
 	}
 	return result{outcome: o, count: d.counter(func(m *metrics.Metrics) { m.Errors.With(labels).Inc() })}
@@ -286,25 +300,9 @@ func asDeliveryError(err error) *delivery.Error {
 func (d *Dispatcher) countReply(labels map[string]string, de *delivery.Error) {
 	class := "2xx"
 	if de != nil {
-		class = replyClass(de)
+		class = de.ReplyClass()
 	}
 	d.opts.Metrics.SMTPReplies.WithLabelValues(labels["tenant_id"], labels["account_id"], class).Inc()
-}
-
-// replyClass is the class label of gmp_smtp_replies_total.
-func replyClass(de *delivery.Error) string {
-	switch {
-	case de.Code >= 500:
-		return "5xx"
-	case de.Code >= 400:
-		return "4xx"
-	case isTimeout(de):
-		return "timeout"
-	case isTLS(de):
-		return "tls"
-	default:
-		return "network"
-	}
 }
 
 func (d *Dispatcher) labels(ctx context.Context, m store.Message) map[string]string {

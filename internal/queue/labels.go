@@ -2,15 +2,8 @@ package queue
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
-	"net"
-	"os"
 	"sync"
 	"time"
-
-	"github.com/mailproxy/mailproxy/internal/delivery"
 )
 
 // tenantNames caches tenant names for metric labels, so a send does not read
@@ -45,20 +38,4 @@ func (c *tenantNames) name(ctx context.Context, tenantID string) string {
 	c.m[tenantID] = tenantName{name: name, fetched: time.Now()}
 	c.mu.Unlock()
 	return name
-}
-
-func isTimeout(de *delivery.Error) bool {
-	var ne net.Error
-	return errors.Is(de, os.ErrDeadlineExceeded) || errors.Is(de, context.DeadlineExceeded) ||
-		(errors.As(de, &ne) && ne.Timeout())
-}
-
-func isTLS(de *delivery.Error) bool {
-	var (
-		rec  tls.RecordHeaderError
-		cert *tls.CertificateVerificationError
-		ua   x509.UnknownAuthorityError
-		hn   x509.HostnameError
-	)
-	return errors.As(de, &rec) || errors.As(de, &cert) || errors.As(de, &ua) || errors.As(de, &hn)
 }
