@@ -111,7 +111,7 @@ type Options struct {
 
 // Loop is the client-sync loop of one instance.
 type Loop struct {
-	st   store.Store
+	st   Store
 	opts Options
 	log  *slog.Logger
 	// passFaults logs a database outage once, not on every pass.
@@ -152,7 +152,7 @@ type hold struct {
 }
 
 // New builds a loop; it starts no goroutines.
-func New(st store.Store, opts Options) *Loop {
+func New(st Store, opts Options) *Loop {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = DefaultBatchSize
 	}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
-
-	"github.com/mailproxy/mailproxy/internal/store"
 )
 
 const (
@@ -26,7 +24,7 @@ const (
 // most batch rows, first soon after start, then every `every`, until ctx
 // ends. A message with an unreported event is never deleted (the store's
 // CleanupMessages rule). Store failures are logged and retried next run.
-func RunRetention(ctx context.Context, st store.Store, every, retention time.Duration, batch int, logger *slog.Logger) error {
+func RunRetention(ctx context.Context, st Cleaner, every, retention time.Duration, batch int, logger *slog.Logger) error {
 	switch {
 	case st == nil:
 		return errors.New("retention: no store")
@@ -63,7 +61,7 @@ func RunRetention(ctx context.Context, st store.Store, every, retention time.Dur
 }
 
 // retentionRun deletes batches until one comes back short.
-func retentionRun(ctx context.Context, st store.Store, cutoff time.Time, batch int) (int, error) {
+func retentionRun(ctx context.Context, st Cleaner, cutoff time.Time, batch int) (int, error) {
 	total := 0
 	pause := time.NewTimer(retentionPause)
 	pause.Stop() // since Go 1.23 a stopped timer delivers no stale value
