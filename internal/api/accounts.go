@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -375,17 +376,20 @@ func (s *server) accountError(err error, tenant string) error {
 	return fmt.Errorf("upsert account: %w", err)
 }
 
-func (s *server) listAccounts(c *call) (any, error) {
-	accts, err := s.st.ListAccounts(c.ctx(), c.tenantID)
+func (s *server) listAccounts(c *call) (any, error) { return s.accountList(c.ctx(), c.tenantID) }
+
+// accountList is a tenant's accounts ("" = every tenant's) with their rate usage.
+func (s *server) accountList(ctx context.Context, tenant string) (AccountsResponse, error) {
+	accts, err := s.st.ListAccounts(ctx, tenant)
 	if err != nil {
-		return nil, err
+		return AccountsResponse{}, err
 	}
 	now := s.now()
 	out := AccountsResponse{OK: true, Accounts: make([]AccountInfo, 0, len(accts))}
 	for _, a := range accts {
-		usage, err := s.st.RateUsage(c.ctx(), a.TenantID, a.ID, now)
+		usage, err := s.st.RateUsage(ctx, a.TenantID, a.ID, now)
 		if err != nil {
-			return nil, err
+			return AccountsResponse{}, err
 		}
 		info := AccountInfo{ID: a.ID, TenantID: a.TenantID, Host: a.Host, Port: a.Port, TTL: a.TTL,
 			LimitPerMinute: a.LimitPerMinute, LimitPerHour: a.LimitPerHour, LimitPerDay: a.LimitPerDay,
@@ -404,16 +408,38 @@ func (s *server) listAccounts(c *call) (any, error) {
 	return out, nil
 }
 
-func (s *server) deleteAccount(c *call) (any, error) {
-	err := s.st.DeleteAccount(c.ctx(), c.tenantID, c.r.PathValue("account_id"))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, badRequest(detailAccountNotFound)
-	}
+// accountInfo is one account as accountList gives it. Unknown: errAccountMissing.
+func (s *server) accountInfo(ctx context.Context, tenant, id string) (AccountInfo, error) {
+	list, err := s.accountList(ctx, tenant)
 	if err != nil {
+		return AccountInfo{}, err
+	}
+	for _, a := range list.Accounts {
+		if a.ID == id {
+			return a, nil
+		}
+	}
+	return AccountInfo{}, errAccountMissing
+}
+
+func (s *server) deleteAccount(c *call) (any, error) {
+	if err := s.removeAccount(c.ctx(), c.tenantID, c.r.PathValue("account_id")); err != nil {
 		return nil, err
 	}
-	s.refreshPending()
 	return okResponse, nil
+}
+
+// removeAccount deletes an account. Unknown account or tenant: errAccountMissing.
+func (s *server) removeAccount(ctx context.Context, tenant, id string) error {
+	err := s.st.DeleteAccount(ctx, tenant, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return errAccountMissing
+	}
+	if err != nil {
+		return err
+	}
+	s.refreshPending()
+	return nil
 }
 
 func deref(p *string) string {

@@ -296,7 +296,7 @@ func (s *server) dashboardAccounts(c *call) (any, error) {
 	if _, err := dashboardScope(c); err != nil {
 		return nil, err
 	}
-	list, err := s.listAccounts(c) // c.tenantID: the scope ("" = all)
+	list, err := s.accountList(c.ctx(), c.tenantID) // the scope ("" = all)
 	if err != nil {
 		return nil, err
 	}
@@ -311,7 +311,7 @@ func (s *server) dashboardAccounts(c *call) (any, error) {
 			pools[ks.Account] = p
 		}
 	}
-	accts := list.(AccountsResponse).Accounts
+	accts := list.Accounts
 	out := DashboardAccountsResponse{OK: true, Accounts: make([]DashboardAccount, 0, len(accts))}
 	for _, a := range accts {
 		out.Accounts = append(out.Accounts, DashboardAccount{AccountInfo: a,

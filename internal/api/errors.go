@@ -24,6 +24,19 @@ const (
 	detailTenantNotFound = "tenant not found"
 )
 
+// Domain errors of the core operations, beside the store's sentinels
+// (store.ErrFullySuspended, store.ErrOverloaded). toAPIError gives each its
+// status and detail.
+var (
+	// errTenantMissing: the tenant the operation acts on does not exist.
+	errTenantMissing = fmt.Errorf("tenant: %w", store.ErrNotFound)
+	// errAccountMissing: no such account of the tenant.
+	errAccountMissing = fmt.Errorf("account: %w", store.ErrNotFound)
+	// errActivateRefused: the legacy activate's one refusal for an unknown
+	// tenant and a batch under a full suspension.
+	errActivateRefused = errors.New("activate refused")
+)
+
 // apiError is an answer other than 200: a status and the value of the
 // body's "detail" key (a string, an object or a list of issues).
 type apiError struct {
@@ -63,9 +76,11 @@ func invalid(issues []issue) *apiError {
 }
 
 // toAPIError maps any error a handler returns to its answer: contract
-// errors pass through, auth and store sentinels get their status, anything
-// else is a generic 500 (the cause is logged by the caller).
-func toAPIError(err error, class auth.Class) *apiError {
+// errors pass through, auth, store and domain sentinels get their status,
+// anything else is a generic 500 (the cause is logged by the caller). A
+// missing tenant or account is 404, or 400 where the route says so (the
+// legacy commands; their v0.7 aliases answer 404, api.md §6 item 2).
+func toAPIError(err error, rt *route) *apiError {
 	var ae *apiError
 	if errors.As(err, &ae) && ae.status < 500 {
 		return ae
@@ -76,9 +91,13 @@ func toAPIError(err error, class auth.Class) *apiError {
 	if ae != nil {
 		return ae
 	}
+	missing := http.StatusNotFound
+	if rt.missingIs400 {
+		missing = http.StatusBadRequest
+	}
 	switch {
 	case errors.Is(err, auth.ErrNoToken):
-		if class == auth.Admin {
+		if rt.class == auth.Admin {
 			return newError(http.StatusUnauthorized, detailAdminRequired)
 		}
 		return newError(http.StatusUnauthorized, detailInvalidToken)
@@ -91,6 +110,12 @@ func toAPIError(err error, class auth.Class) *apiError {
 	case errors.Is(err, store.ErrOverloaded):
 		return &apiError{status: http.StatusServiceUnavailable, detail: detailOverloaded,
 			header: http.Header{"Retry-After": {"1"}}, cause: err}
+	case errors.Is(err, errActivateRefused), errors.Is(err, store.ErrFullySuspended):
+		return badRequest(detailActivateFailed)
+	case errors.Is(err, errTenantMissing):
+		return newError(missing, detailTenantNotFound)
+	case errors.Is(err, errAccountMissing):
+		return newError(missing, detailAccountNotFound)
 	}
 	return &apiError{status: http.StatusInternalServerError, detail: detailInternal, cause: err}
 }

@@ -70,7 +70,7 @@ func (ic *idempotentCall) finish(c *call, out any, err error) (any, error) {
 	ctx := context.WithoutCancel(c.ctx())
 	status, body := http.StatusOK, []byte(nil)
 	if err != nil {
-		ae := toAPIError(err, c.rt.class)
+		ae := toAPIError(err, c.rt)
 		if ae.status != http.StatusBadRequest {
 			if aerr := s.st.AbortIdempotent(ctx, ic.scope, ic.key); aerr != nil {
 				s.log.Warn("abort idempotency record", "error", aerr)

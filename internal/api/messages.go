@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"time"
@@ -88,7 +89,9 @@ type MessagesResponse struct {
 	Messages []MessageRecord `json:"messages" nullable:"false"`
 }
 
-func (s *server) suspendArgs(c *call) *string {
+// batchArg is the optional batch_code query of suspend, activate and
+// retry-deferred.
+func batchArg(c *call) *string {
 	if bc, ok := c.qString("batch_code"); ok {
 		return &bc
 	}
@@ -104,31 +107,47 @@ func suspendAnswer(tenant string, bc *string, r store.SuspendResult) SuspendResp
 	return out
 }
 
-func (s *server) suspend(c *call) (any, error) {
-	bc := s.suspendArgs(c)
-	r, err := s.st.Suspend(c.ctx(), c.tenantID, bc)
+// suspendTenant suspends a tenant, or one batch of it. Unknown tenant:
+// errTenantMissing.
+func (s *server) suspendTenant(ctx context.Context, tenant string, batch *string) (SuspendResponse, error) {
+	r, err := s.st.Suspend(ctx, tenant, batch)
 	s.tenantsChanged()
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, badRequest(detailTenantNotFound)
+		return SuspendResponse{}, errTenantMissing
 	}
 	if err != nil {
-		return nil, err
+		return SuspendResponse{}, err
 	}
-	return suspendAnswer(c.tenantID, bc, r), nil
+	return suspendAnswer(tenant, batch, r), nil
 }
 
-func (s *server) activate(c *call) (any, error) {
-	bc := s.suspendArgs(c)
-	r, err := s.st.Activate(c.ctx(), c.tenantID, bc)
+// activateTenant resumes a tenant, or one batch of it. Unknown tenant:
+// errTenantMissing; one batch under a full suspension: store.ErrFullySuspended.
+func (s *server) activateTenant(ctx context.Context, tenant string, batch *string) (SuspendResponse, error) {
+	r, err := s.st.Activate(ctx, tenant, batch)
 	s.tenantsChanged()
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrFullySuspended) {
-		return nil, badRequest(detailActivateFailed)
+	if errors.Is(err, store.ErrNotFound) {
+		return SuspendResponse{}, errTenantMissing
 	}
 	if err != nil {
-		return nil, err
+		return SuspendResponse{}, err
 	}
 	s.wake()
-	return suspendAnswer(c.tenantID, bc, r), nil
+	return suspendAnswer(tenant, batch, r), nil
+}
+
+func (s *server) suspend(c *call) (any, error) {
+	return s.suspendTenant(c.ctx(), c.tenantID, batchArg(c))
+}
+
+// activate is the legacy route, which answers one 400 for an unknown tenant
+// and for a refused activation (its v0.7 alias tells them apart).
+func (s *server) activate(c *call) (any, error) {
+	out, err := s.activateTenant(c.ctx(), c.tenantID, batchArg(c))
+	if errors.Is(err, errTenantMissing) {
+		return nil, errActivateRefused
+	}
+	return out, err
 }
 
 func (s *server) deleteMessages(c *call) (any, error) {

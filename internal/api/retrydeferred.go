@@ -17,9 +17,9 @@ type RetryDeferredResponse struct {
 // deferred_ts keep their time: that is the client's decision, not a
 // failure to get over.
 func (s *server) retryDeferred(c *call) (any, error) {
-	n, err := s.st.RetryDeferred(c.ctx(), c.tenantID, s.suspendArgs(c), s.now())
-	if errors.Is(err, store.ErrTenantNotFound) {
-		return nil, badRequest(detailTenantNotFound)
+	n, err := s.st.RetryDeferred(c.ctx(), c.tenantID, batchArg(c), s.now())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errTenantMissing
 	}
 	if err != nil {
 		return nil, err

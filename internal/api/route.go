@@ -62,6 +62,7 @@ type route struct {
 	reqType      reflect.Type // request body schema (nil = none)
 	respType     reflect.Type // 200 body schema
 	errors       []int        // documented error statuses beyond the common ones
+	missingIs400 bool         // a missing tenant or account is 400, not 404 (legacy commands)
 	handle       func(c *call) (any, error)
 	raw          http.Handler // serves the route directly (metrics)
 	headers      []param      // documented request headers
@@ -172,7 +173,7 @@ func (s *server) serve(c *call) (status int) {
 
 // fail writes the error answer (logging unexpected errors) and returns its status.
 func (s *server) fail(c *call, err error) int {
-	ae := toAPIError(err, c.rt.class)
+	ae := toAPIError(err, c.rt)
 	fault := store.FaultOf(err)
 	switch {
 	case ae.status < 500, errors.Is(err, errBodyBudget): // backpressure is not a failure

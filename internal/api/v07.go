@@ -4,14 +4,16 @@ package api
 // the legacy routes. Each alias is a copy of its legacy twin's route entry
 // (auth class, scope, parameters, command-log name, answer type) with the
 // v0.7 path and, where v0.7 moved an argument into the body or reshaped the
-// answer, a thin handler that reads the body and then calls the legacy
-// handler. Differences from the legacy twin, all from §6:
+// answer, a thin handler that decodes the v0.7 arguments and calls the core
+// operation behind the legacy handler (suspendTenant, removeAccount, ...);
+// toAPIError gives both the same answers. Differences from the legacy twin,
+// all from §6:
 //  1. POST aliases take the tenant (and ids, batch_code, account_id) in the
 //     JSON body; it is resolved and scope-checked exactly like the legacy
 //     tenant_id query: required with the admin token, the key's own tenant by
 //     default, another tenant's id refused with 401.
 //  2. "Not found" is 404 (the legacy suspend, activate and delete-account
-//     answer 400), with the legacy detail string.
+//     answer 400: their routes set missingIs400), with the legacy detail.
 //  3. /messages/list is a bare array, /messages/count_* plain integers,
 //     /messages/add answers {"id","pk"}, /messages/cleanup defaults to 86400 s.
 //
@@ -120,6 +122,7 @@ func (s *server) v07Routes(legacy []*route) []*route {
 			twinDesc = t.method + " " + t.path
 		}
 		rt.method, rt.path, rt.tag = method, path, tagV07
+		rt.missingIs400 = false // §6 item 2: not found is 404
 		rt.id = "v07_" + strings.ReplaceAll(strings.TrimPrefix(path, "/"), "/", "_")
 		rt.summary += " (v0.7 alias of " + twinDesc + ")"
 		return rt
@@ -241,15 +244,6 @@ func without(list []int, v int) []int {
 	return out
 }
 
-// setQuery lets a body value stand in for the query parameter a legacy
-// handler reads.
-func (c *call) setQuery(name, v string) {
-	if c.query == nil {
-		c.query = map[string]queryValue{}
-	}
-	c.query[name] = queryValue{s: v}
-}
-
 // v07BodyTenant reads the body and resolves its tenant_id as the legacy
 // routes resolve the tenant_id query (§6 item 1): an empty string counts as
 // absent, absent is 422 with the admin token and the key's tenant otherwise,
@@ -289,71 +283,54 @@ func (s *server) v07InBody(legacy func(*call) (any, error)) func(*call) (any, er
 	}
 }
 
-// v07NotFound turns the legacy routes' 400 "not found" answers into 404s
-// with the same detail (§6 item 2).
-func v07NotFound(out any, err error) (any, error) {
-	var ae *apiError
-	if errors.As(err, &ae) && ae.status == http.StatusBadRequest {
-		if d, ok := ae.detail.(string); ok && (d == detailTenantNotFound || d == detailAccountNotFound) {
-			return nil, newError(http.StatusNotFound, d)
-		}
-	}
-	return out, err
-}
-
-// v07RunNow is POST /instance/run_now {"tenant_id"?}: run-now, whose
-// tenant_id query moved into the body.
+// v07RunNow is POST /instance/run_now {"tenant_id"?}: run-now with the
+// tenant in the body.
 func (s *server) v07RunNow(c *call) (any, error) {
 	top, aerr := parseJSONBody(c.body, true)
 	if aerr != nil {
 		return nil, aerr
 	}
 	var is issues
-	if t, ok := newFields(top, []any{"body"}, &is).str("tenant_id", false); ok && t != "" {
-		c.setQuery("tenant_id", t)
-	}
+	tenant, _ := newFields(top, []any{"body"}, &is).str("tenant_id", false)
 	if !is.empty() {
 		return nil, invalid(is.list)
 	}
-	return s.runNow(c)
+	return okResponse, s.runNowFor(c.p, tenant)
 }
 
-// v07SuspendArgs resolves the tenant and moves batch_code into the query.
-func v07SuspendArgs(c *call) error {
+// v07SuspendArgs resolves the tenant and reads the optional batch_code.
+func v07SuspendArgs(c *call) (*string, error) {
 	top, err := v07BodyTenant(c)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var is issues
-	if bc, ok := newFields(top, []any{"body"}, &is).str("batch_code", false); ok {
-		c.setQuery("batch_code", bc)
-	}
+	bc, ok := newFields(top, []any{"body"}, &is).str("batch_code", false)
 	if !is.empty() {
-		return invalid(is.list)
+		return nil, invalid(is.list)
 	}
-	return nil
+	if !ok {
+		return nil, nil
+	}
+	return &bc, nil
 }
 
 func (s *server) v07Suspend(c *call) (any, error) {
-	if err := v07SuspendArgs(c); err != nil {
+	bc, err := v07SuspendArgs(c)
+	if err != nil {
 		return nil, err
 	}
-	return v07NotFound(s.suspend(c))
+	return s.suspendTenant(c.ctx(), c.tenantID, bc)
 }
 
-// v07Activate answers 404 for an unknown tenant; the legacy activate answers
-// one 400 for that and for a single batch under a full suspension, which
-// stays 400 here.
+// v07Activate answers 404 for an unknown tenant and 400 for a single batch
+// under a full suspension (the legacy activate answers 400 for both).
 func (s *server) v07Activate(c *call) (any, error) {
-	if err := v07SuspendArgs(c); err != nil {
+	bc, err := v07SuspendArgs(c)
+	if err != nil {
 		return nil, err
 	}
-	if _, err := s.st.GetTenant(c.ctx(), c.tenantID); isTenantMissing(err) {
-		return nil, newError(http.StatusNotFound, detailTenantNotFound)
-	} else if err != nil {
-		return nil, err
-	}
-	return v07NotFound(s.activate(c))
+	return s.activateTenant(c.ctx(), c.tenantID, bc)
 }
 
 func (s *server) v07DeleteMessages(c *call) (any, error) {
@@ -370,13 +347,17 @@ func (s *server) v07DeleteAccount(c *call) (any, error) {
 	}
 	var is issues
 	f := newFields(top, []any{"body"}, &is)
-	if id, ok := f.str("account_id", true); ok && f.strLen("account_id", id, 1, 0) {
-		c.r.SetPathValue("account_id", id)
+	id, ok := f.str("account_id", true)
+	if ok {
+		f.strLen("account_id", id, 1, 0)
 	}
 	if !is.empty() {
 		return nil, invalid(is.list)
 	}
-	return v07NotFound(s.deleteAccount(c))
+	if err := s.removeAccount(c.ctx(), c.tenantID, id); err != nil {
+		return nil, err
+	}
+	return okResponse, nil
 }
 
 // v07AddMessage is POST /messages/add: one message, the fields of an
@@ -495,20 +476,7 @@ func (s *server) countUnprocessed(c *call, batch *string) (int, error) {
 // v07GetAccount is GET /accounts/get: one account as GET /accounts lists it.
 func (s *server) v07GetAccount(c *call) (any, error) {
 	id, _ := c.qString("account_id")
-	out, err := s.listAccounts(c)
-	if err != nil {
-		return nil, err
-	}
-	ar, ok := out.(AccountsResponse)
-	if !ok {
-		return nil, fmt.Errorf("list accounts: unexpected answer %T", out)
-	}
-	for _, a := range ar.Accounts {
-		if a.ID == id {
-			return a, nil
-		}
-	}
-	return nil, notFound(detailAccountNotFound)
+	return s.accountInfo(c.ctx(), c.tenantID, id)
 }
 
 // v07SuspendedBatches is GET /tenants/get_suspended_batches.
