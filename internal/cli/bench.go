@@ -2,10 +2,8 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/mail"
 	"net/url"
@@ -19,6 +17,7 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/mailproxy/mailproxy/internal/sink"
 	"github.com/mailproxy/mailproxy/pkg/client"
 )
 
@@ -123,10 +122,10 @@ func (c *benchCmd) Run(e *env) error {
 	ctx, cancel := context.WithTimeout(e.ctx, c.Timeout)
 	defer cancel()
 
-	var sink *sinkClient
+	var sinkc *sink.Client
 	if sinkURL != nil {
-		sink = &sinkClient{base: sinkURL.String(), http: &http.Client{}}
-		if err := sink.reset(ctx); err != nil {
+		sinkc = sink.NewClient(sinkURL.String(), &http.Client{})
+		if err := sinkc.Reset(ctx); err != nil {
 			return err
 		}
 	}
@@ -138,10 +137,10 @@ func (c *benchCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
-	if sink != nil {
-		res.Sink = sink.base
+	if sinkc != nil {
+		res.Sink = sinkURL.String()
 		bar := e.newProgress(res.Queued, "delivered")
-		err := c.waitForSink(ctx, sink, first, &res, bar)
+		err := c.waitForSink(ctx, sinkc, first, &res, bar)
 		bar.Done()
 		if err != nil {
 			if printErr := c.print(e, res); printErr != nil {
@@ -226,7 +225,7 @@ func (c *benchCmd) sendBatch(ctx context.Context, a api, runID string, lo, hi in
 		sent := time.Now()
 		stamp := strconv.FormatInt(sent.UnixNano(), 10)
 		for i := range msgs {
-			msgs[i].Headers = map[string]string{defaultLatencyHeader: stamp}
+			msgs[i].Headers = map[string]string{sink.DefaultLatencyHeader: stamp}
 		}
 		resp, err := a.AddMessages(ctx, client.AddMessagesRequest{Messages: msgs})
 		took := time.Since(sent)
@@ -254,11 +253,11 @@ func (c *benchCmd) sendBatch(ctx context.Context, a api, runID string, lo, hi in
 
 // waitForSink polls the sink until every queued message arrived, then fills
 // the delivery part of res from its latencies.
-func (c *benchCmd) waitForSink(ctx context.Context, sink *sinkClient, first time.Time, res *benchResult, bar *progress) error {
+func (c *benchCmd) waitForSink(ctx context.Context, sinkc *sink.Client, first time.Time, res *benchResult, bar *progress) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		st, err := sink.stats(ctx)
+		st, err := sinkc.Stats(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			return err
@@ -276,7 +275,7 @@ func (c *benchCmd) waitForSink(ctx context.Context, sink *sinkClient, first time
 		case <-tick.C:
 		}
 	}
-	lat, err := sink.latencies(ctx)
+	lat, err := sinkc.Latencies(ctx)
 	if err != nil {
 		return err
 	}
@@ -354,60 +353,4 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// sinkClient talks to the HTTP API of `mail-proxy sink`.
-type sinkClient struct {
-	base string
-	http *http.Client
-}
-
-// maxSinkAnswer bounds what bench reads from the sink (a million latencies
-// are about 20 MB of JSON).
-const maxSinkAnswer = 64 << 20
-
-func (s *sinkClient) call(ctx context.Context, method, path string, out any) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, s.base+path, nil)
-	if err != nil {
-		return fmt.Errorf("sink %s %s: %w", method, path, err)
-	}
-	resp, err := s.http.Do(req)
-	if err != nil {
-		var urlErr *url.Error
-		if errors.As(err, &urlErr) {
-			err = urlErr.Err
-		}
-		return fmt.Errorf("sink unreachable: %s %s%s: %w: %w", method, s.base, path, client.ErrUnreachable, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxSinkAnswer))
-	if err != nil {
-		return fmt.Errorf("sink %s %s: read answer: %w", method, path, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("sink %s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(body)))
-	}
-	if err := json.Unmarshal(body, out); err != nil {
-		return fmt.Errorf("sink %s %s: decode answer: %w", method, path, err)
-	}
-	return nil
-}
-
-func (s *sinkClient) reset(ctx context.Context) error {
-	var ok map[string]bool
-	return s.call(ctx, http.MethodPost, "/reset", &ok)
-}
-
-func (s *sinkClient) stats(ctx context.Context) (sinkStats, error) {
-	var st sinkStats
-	err := s.call(ctx, http.MethodGet, "/stats", &st)
-	return st, err
-}
-
-func (s *sinkClient) latencies(ctx context.Context) (sinkLatencies, error) {
-	var l sinkLatencies
-	err := s.call(ctx, http.MethodGet, "/latencies?header="+url.QueryEscape(defaultLatencyHeader), &l)
-	return l, err
 }

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -32,6 +31,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mailproxy/mailproxy/internal/delivery"
+	"github.com/mailproxy/mailproxy/internal/sink"
 	"github.com/mailproxy/mailproxy/internal/store"
 	"github.com/mailproxy/mailproxy/internal/testsmtp"
 	"github.com/mailproxy/mailproxy/pkg/client"
@@ -483,7 +483,7 @@ func (s *suite) runTogether(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := b.waitForSink(ctx, &sinkClient{base: s.sink.httpURL, http: &http.Client{}}, first, &res, nil); err != nil {
+	if err := b.waitForSink(ctx, sink.NewClient(s.sink.httpURL, &http.Client{}), first, &res, nil); err != nil {
 		return err
 	}
 	if err := p.stop(); err != nil {
@@ -672,7 +672,7 @@ func pgDatabaseSize(ctx context.Context, dsn string) (int64, error) {
 func (s *suite) plainClient(ctx context.Context, n, conns int) (float64, error) {
 	msg, err := delivery.Build(store.Payload{ID: "ceiling", From: "Bench <bench@mail-proxy.localhost>",
 		To: []string{"sink@mail-proxy.localhost"}, Subject: "mail-proxy bench ceiling", Body: benchBody(suiteBodySize),
-		Headers: map[string]string{defaultLatencyHeader: strconv.FormatInt(time.Now().UnixNano(), 10)}}, "ceiling", nil, time.Now())
+		Headers: map[string]string{sink.DefaultLatencyHeader: strconv.FormatInt(time.Now().UnixNano(), 10)}}, "ceiling", nil, time.Now())
 	if err != nil {
 		return 0, err
 	}
@@ -1091,24 +1091,20 @@ func randomHex(n int) string {
 
 // ---- the in-process sink ----
 
-// localSink is the suite's SMTP sink: the sink command's state and HTTP API
-// on loopback, plus a notification per arrival.
+// localSink is the suite's SMTP sink: the sink command's server and HTTP
+// API on loopback, plus a notification per arrival.
 type localSink struct {
-	srv      *testsmtp.Server
-	state    *sinkState
+	*sink.Sink
 	smtpAddr string
 	httpURL  string
-	httpSrv  *http.Server
 	arrived  chan struct{} // gets a token after each message (buffer 1)
 }
 
 func startLocalSink() (*localSink, error) {
-	ls := &localSink{state: newSinkState(0, defaultLatencyHeader), arrived: make(chan struct{}, 1)}
-	srv, err := testsmtp.New(testsmtp.Options{
-		Domain: "sink.mail-proxy.localhost", Discard: true, PassData: true,
-		Logger: slog.New(slog.DiscardHandler),
-		OnMessage: func(r testsmtp.Received) {
-			ls.state.add(r)
+	ls := &localSink{arrived: make(chan struct{}, 1)}
+	s, err := sink.Start(context.Background(), sink.Options{
+		HTTPAddr: "127.0.0.1:0", LatencyHeader: sink.DefaultLatencyHeader,
+		OnMessage: func(testsmtp.Received) {
 			select {
 			case ls.arrived <- struct{}{}:
 			default:
@@ -1116,31 +1112,16 @@ func startLocalSink() (*localSink, error) {
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sink: %w", err)
+		return nil, err
 	}
-	if err := srv.Start(); err != nil {
-		return nil, fmt.Errorf("sink: %w", err)
-	}
-	ls.srv, ls.state.srv, ls.smtpAddr = srv, srv, srv.Addr()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		_ = srv.Close()
-		return nil, fmt.Errorf("sink: HTTP listen: %w", err)
-	}
-	ls.httpURL = "http://" + ln.Addr().String()
-	ls.httpSrv = &http.Server{Handler: ls.state.handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = ls.httpSrv.Serve(ln) }()
+	ls.Sink, ls.smtpAddr, ls.httpURL = s, s.SMTPAddr(), s.HTTPURL()
 	return ls, nil
 }
 
-func (ls *localSink) close() {
-	_ = ls.httpSrv.Close()
-	_ = ls.srv.Close()
-}
-
-func (ls *localSink) reset()                   { ls.state.reset() }
-func (ls *localSink) stats() sinkStats         { return ls.state.stats() }
-func (ls *localSink) latencies() sinkLatencies { return ls.state.latencies() }
+func (ls *localSink) close()                    { ls.Close() }
+func (ls *localSink) reset()                    { ls.Reset() }
+func (ls *localSink) stats() sink.Stats         { return ls.Stats() }
+func (ls *localSink) latencies() sink.Latencies { return ls.Latencies() }
 
 // waitFor waits until n messages arrived since the last reset and returns
 // the last arrival's time.

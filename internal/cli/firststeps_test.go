@@ -94,9 +94,7 @@ func TestFirstMessageWalkthrough(t *testing.T) {
 		"--subject", "Your order", "--body", "Thanks!", "--id", "order-42")
 
 	waitUntil(t, 30*time.Second, "the message at the sink", func() bool {
-		var st sinkStats
-		sinkCall(t, "GET", sink.http+"/stats", &st)
-		return st.Messages == 1
+		return sink.stats(t).Messages == 1
 	})
 	waitUntil(t, 30*time.Second, "order-42 listed as sent", func() bool {
 		return strings.Contains(mustRun(t, env, "messages", "list"), "sent")

@@ -17,6 +17,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/mailproxy/mailproxy/internal/sink"
 )
 
 // syncBuffer is an output stream a test can read while Main still writes it.
@@ -113,9 +115,9 @@ func sinkCall(t *testing.T, method, url string, out any) int {
 	return resp.StatusCode
 }
 
-func (s runningSink) stats(t *testing.T) sinkStats {
+func (s runningSink) stats(t *testing.T) sink.Stats {
 	t.Helper()
-	var st sinkStats
+	var st sink.Stats
 	if code := sinkCall(t, http.MethodGet, s.http+"/stats", &st); code != http.StatusOK {
 		t.Fatalf("GET /stats: HTTP %d", code)
 	}
@@ -168,7 +170,7 @@ func (m testMail) send(addr string) error {
 func TestSinkCountsStoresAndResets(t *testing.T) {
 	t.Parallel()
 	s := startSink(t, "--store", "2")
-	if st := s.stats(t); st != (sinkStats{}) {
+	if st := s.stats(t); st != (sink.Stats{}) {
 		t.Errorf("fresh sink stats = %+v, want zeros", st)
 	}
 	before := time.Now().UnixNano()
@@ -186,7 +188,7 @@ func TestSinkCountsStoresAndResets(t *testing.T) {
 		t.Errorf("stats after 3 messages = %+v", st)
 	}
 
-	var stored []sinkMessage
+	var stored []sink.Message
 	sinkCall(t, http.MethodGet, s.http+"/messages", &stored)
 	if len(stored) != 2 {
 		t.Fatalf("GET /messages with --store 2 after 3 messages: %d stored", len(stored))
@@ -200,7 +202,7 @@ func TestSinkCountsStoresAndResets(t *testing.T) {
 		}
 	}
 
-	var lat sinkLatencies
+	var lat sink.Latencies
 	if code := sinkCall(t, http.MethodGet, s.http+"/latencies?header=x-bench-sent", &lat); code != http.StatusOK {
 		t.Fatalf("GET /latencies: HTTP %d", code)
 	}
@@ -329,7 +331,7 @@ func TestSinkAuthAndTLS(t *testing.T) {
 	if err := good.send(s.smtp); err != nil {
 		t.Fatalf("bob over STARTTLS: %v", err)
 	}
-	var stored []sinkMessage
+	var stored []sink.Message
 	sinkCall(t, http.MethodGet, s.http+"/messages", &stored)
 	if len(stored) != 1 || stored[0].AuthUser != "bob" || !stored[0].TLS {
 		t.Errorf("stored = %+v, want one message from bob over TLS", stored)
@@ -428,7 +430,7 @@ func TestSinkLatencyWithoutStore(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var lat sinkLatencies
+	var lat sink.Latencies
 	sinkCall(t, http.MethodGet, s.http+"/latencies", &lat)
 	if lat.Count != 1 || len(lat.LatenciesNS) != 1 || lat.Invalid != 1 {
 		t.Fatalf("latencies = %+v, want one valid and one invalid", lat)
@@ -436,7 +438,7 @@ func TestSinkLatencyWithoutStore(t *testing.T) {
 	if d := lat.LatenciesNS[0]; d < 0 || lat.FirstArrivalNS-sent != d {
 		t.Errorf("latency %d ns, first arrival %d, sent %d", d, lat.FirstArrivalNS, sent)
 	}
-	var stored []sinkMessage
+	var stored []sink.Message
 	sinkCall(t, http.MethodGet, s.http+"/messages", &stored)
 	if st := s.stats(t); st.Messages != 3 || len(stored) != 0 {
 		t.Errorf("stats %+v with %d stored, want 3 counted and none stored", st, len(stored))

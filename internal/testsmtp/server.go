@@ -1,5 +1,5 @@
 // Package testsmtp is a real SMTP server (emersion/go-smtp) for tests,
-// benchmarks and the `mail-proxy sink` command: it listens on loopback,
+// benchmarks and internal/sink (`mail-proxy sink`): it listens on loopback,
 // records what it accepts and misbehaves on request.
 //
 // How a session is served:
